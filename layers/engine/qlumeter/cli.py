@@ -1,0 +1,160 @@
+"""The ``qlumeter`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any, TextIO
+
+from .config import ConfigError, load_subscription
+from .local import meter_folder
+from .paths import PathError, parse_key
+from .reader import read_file
+
+
+class UsageError(Exception):
+    """A problem with the command's input, reported as one line."""
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def render_table(summary: dict[str, Any]) -> str:
+    """The summary as a plain text table."""
+    header = ("product", "window", "from", "to", "utilization", "ratio", "QLUs", "peak/covered")
+    rows = [header]
+    for p in summary["products"]:
+        basis = p.get("peak_day") or (
+            f"{p['covered_days']} days" if p.get("covered_days") is not None else ""
+        )
+        qlus = p["qlus"] + (f" (with {p['included_with']})" if p.get("included_with") else "")
+        rows.append(
+            (
+                p["product"],
+                p["window"],
+                p["window_start"],
+                p["window_end"],
+                p["utilization"],
+                p["ratio"],
+                qlus,
+                basis,
+            )
+        )
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    lines.append(f"total QLUs as of {summary['as_of']}: {summary['total_qlus']}")
+    if summary.get("entitlement_qlus") is not None:
+        lines.append(f"entitlement: {summary['entitlement_qlus']} QLUs")
+    for alert in summary.get("alerts", []):
+        lines.append("alert: " + ", ".join(f"{k}={v}" for k, v in alert.items()))
+    return "\n".join(lines)
+
+
+def cmd_meter(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    sub = load_subscription(args.subscription)
+    root = Path(args.inventory)
+    if not root.is_dir():
+        raise UsageError(f"inventory folder not found: {root}")
+    progress = None if args.quiet else (lambda line: print(line, file=err))
+    document, _, inventory = meter_folder(sub, root, args.as_of, progress)
+    text = json.dumps(document, indent=2)
+    table = render_table(document["summary"])
+    rejected = sum(r.rejected for r in inventory.reports)
+    unreadable = sum(r.status != "ok" for r in inventory.reports)
+    note = (
+        f"{len(inventory.reports)} files, {rejected} rejected rows, {unreadable} unreadable files"
+    )
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        print(table, file=out)
+        print(f"{note}; report written to {args.out}", file=out)
+    else:
+        print(text, file=out)
+        print(table, file=err)
+        print(note, file=err)
+    return 0
+
+
+def _inventory_paths(paths: Sequence[str]) -> list[Path]:
+    found: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise UsageError(f"no such file or folder: {name}")
+    return found
+
+
+def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    bad = 0
+    for path in _inventory_paths(args.files):
+        try:
+            ref = parse_key(path.as_posix())
+        except PathError as exc:
+            print(f"{path}: unreadable: {exc.reason}", file=out)
+            bad += 1
+            continue
+        with path.open("rb") as stream:
+            _, rejects, report = read_file(ref, stream)
+        if report.status != "ok":
+            print(f"{path}: unreadable: {report.reason}", file=out)
+            bad += 1
+        for r in rejects:
+            print(f"{path}:{r.line}: {r.field}: {r.reason}", file=out)
+        bad += len(rejects)
+        print(
+            f"{path}: {report.rows} rows, {report.accepted} accepted, {report.rejected} rejected",
+            file=err,
+        )
+    return 1 if bad else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qlumeter", description="QLU metering")
+    commands = parser.add_subparsers(dest="command", required=True)
+    meter = commands.add_parser("meter", help="meter a local inventory folder in memory")
+    meter.add_argument("--subscription", required=True, help="subscription file (YAML or JSON)")
+    meter.add_argument("--inventory", required=True, help="folder laid out like the bucket")
+    meter.add_argument("--as-of", required=True, type=_day, help="YYYY-MM-DD")
+    meter.add_argument("--out", help="write the JSON report here (default: standard output)")
+    meter.add_argument("--quiet", action="store_true", help="no progress lines")
+    meter.set_defaults(handler=cmd_meter)
+    validate = commands.add_parser("validate", help="check inventory files, list rejected rows")
+    validate.add_argument("files", nargs="+", help="inventory files or folders")
+    validate.set_defaults(handler=cmd_validate)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        return int(args.handler(args, out, err))
+    except (ConfigError, UsageError, ValueError, OSError) as exc:
+        print(f"qlumeter: error: {exc}", file=err)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

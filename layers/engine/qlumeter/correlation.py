@@ -1,0 +1,94 @@
+"""Host correlation (spec section 4): union-find over strong identifiers, canonical ids,
+and the day-by-day attachment of IP-only observations."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date
+
+from .observation import Observation, ip_key
+
+_PRIORITY = {"asset": 0, "agent": 1, "cloud": 2, "fqdn": 3}
+
+
+def id_rank(ident: str) -> tuple[int, str]:
+    """Canonical-id order: identifier priority, then the lexicographically smallest."""
+    return (_PRIORITY[ident.split(":", 1)[0]], ident)
+
+
+class UnionFind:
+    """Groups of strong identifiers; each root knows its group's canonical id."""
+
+    __slots__ = ("_best", "_parent", "_size")
+
+    def __init__(self) -> None:
+        self._parent: dict[str, str] = {}
+        self._size: dict[str, int] = {}
+        self._best: dict[str, str] = {}
+
+    def __contains__(self, ident: object) -> bool:
+        return ident in self._parent
+
+    def find(self, ident: str) -> str:
+        parent = self._parent
+        root = ident
+        while parent[root] != root:
+            parent[root] = parent[parent[root]]
+            root = parent[root]
+        return root
+
+    def link(self, idents: Iterable[str]) -> None:
+        """Record that ``idents`` name one entity."""
+        root: str | None = None
+        for ident in idents:
+            if ident not in self._parent:
+                self._parent[ident] = ident
+                self._size[ident] = 1
+                self._best[ident] = ident
+            other = self.find(ident)
+            if root is None:
+                root = other
+            elif other != root:
+                root = self._union(root, other)
+
+    def _union(self, a: str, b: str) -> str:
+        if self._size[a] < self._size[b]:
+            a, b = b, a
+        self._parent[b] = a
+        self._size[a] += self._size.pop(b)
+        best_b = self._best.pop(b)
+        if id_rank(best_b) < id_rank(self._best[a]):
+            self._best[a] = best_b
+        return a
+
+    def canonical(self, root: str) -> str:
+        return self._best[root]
+
+
+class IpIndex:
+    """Which strong-identified host observations of a day hold a (network_id, ip) pair."""
+
+    __slots__ = ("_by_day",)
+
+    def __init__(self) -> None:
+        self._by_day: dict[date, dict[tuple[str, str], list[str]]] = defaultdict(dict)
+
+    def add(self, obs: Observation) -> None:
+        assert obs.key is not None
+        pairs, network = self._by_day[obs.day], obs.network_id
+        for ip in obs.ips:
+            pairs.setdefault((network, ip), []).append(obs.key)
+
+    def attach(self, obs: Observation, uf: UnionFind) -> str:
+        """The entity an IP-only observation belongs to, as correlated now.
+
+        It joins the one entity that holds any of its pairs in a strong-identified
+        observation of its own day; otherwise it is ``ip:<network_id>/<smallest ip>``.
+        """
+        pairs = self._by_day.get(obs.day)
+        if pairs:
+            roots = {uf.find(elem) for pair in obs.ip_pairs for elem in pairs.get(pair, ())}
+            if len(roots) == 1:
+                return roots.pop()
+        return ip_key(obs.network_id, min(obs.ips))

@@ -1,0 +1,434 @@
+"""Streaming readers of inventory files: CSV, JSON Lines, JSON array, optionally gzip.
+
+Memory stays flat in file size: lines are read with a bounded ``readline``, a JSON
+array with ``raw_decode`` over a bounded buffer, and gzip data is inflated in chunks
+under a size and a ratio limit (spec section 3).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import hashlib
+import io
+import json
+import re
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, BinaryIO
+
+from .observation import Observation, RowError
+from .paths import FileRef
+from .rows import FIELD_NAMES, MAX_FIELD_CHARS, RowWarnings, name_list, normalize
+
+ROW = "_row"  # the field of a reject that concerns the whole row
+_READ_SIZE = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on one file. A gzip ratio is checked once ``gzip_ratio_after_bytes`` are out."""
+
+    max_line_bytes: int = 1 << 20  # a physical line with its line ending; a JSON array item
+    max_field_chars: int = MAX_FIELD_CHARS
+    max_decompressed_bytes: int = 8 << 30
+    max_gzip_ratio: int = 200
+    gzip_ratio_after_bytes: int = 64 << 20
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(slots=True)
+class Reject:
+    """A rejected row: file key, line (JSON array: item index), field and reason."""
+
+    path: str
+    line: int
+    field: str
+    reason: str
+
+
+@dataclass(slots=True)
+class FileReport:
+    """What reading one file gave; ``checksum`` is the sha256 of the bytes as stored."""
+
+    path: str
+    status: str = "ok"  # ok or unreadable
+    rows: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    reason: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    checksum: str = ""
+
+
+class UnreadableFile(Exception):
+    """A file that cannot be read as a whole; none of its rows count."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --- byte layers ---
+
+
+class _Stored(io.RawIOBase):
+    """The bytes as stored, hashed and counted as they are read."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._sha256 = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(len(buffer))
+        size = len(data)
+        buffer[:size] = data
+        self._sha256.update(data)
+        self.size += size
+        return size
+
+    def checksum(self) -> str:
+        """Read what is left (unread bytes count too) and return the sha256 hex digest."""
+        while data := self._stream.read(_READ_SIZE):
+            self._sha256.update(data)
+        return self._sha256.hexdigest()
+
+
+class _Inflated(io.RawIOBase):
+    """The decompressed bytes of a gzip file, within the limits."""
+
+    def __init__(self, stored: _Stored, limits: Limits) -> None:
+        self._stored = stored
+        self._gzip = gzip.GzipFile(fileobj=stored, mode="rb")
+        self._limits = limits
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            size = self._gzip.readinto(buffer)
+        except gzip.BadGzipFile as exc:
+            raise UnreadableFile(f"not a gzip file: {exc}") from None
+        except EOFError:
+            raise UnreadableFile("truncated gzip file") from None
+        except zlib.error as exc:
+            raise UnreadableFile(f"corrupt gzip data: {exc}") from None
+        self.size += size
+        limits = self._limits
+        if self.size > limits.max_decompressed_bytes:
+            raise UnreadableFile(
+                f"gzip data larger than {limits.max_decompressed_bytes} bytes decompressed"
+            )
+        if (
+            self.size > limits.gzip_ratio_after_bytes
+            and self.size > limits.max_gzip_ratio * self._stored.size
+        ):
+            raise UnreadableFile(f"gzip compression ratio over {limits.max_gzip_ratio}")
+        return size
+
+
+class _Lines:
+    """Physical lines of a binary stream, each at most ``limit`` bytes with its ending.
+
+    An over-long line is skipped to its end and yields None.
+    """
+
+    def __init__(self, stream: io.BufferedIOBase, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+        self.overlong = False  # set when an over-long line was skipped (CSV)
+
+    def __iter__(self) -> Iterator[bytes | None]:
+        readline, limit = self._stream.readline, self._limit + 1
+        line = readline(limit).removeprefix(codecs.BOM_UTF8)
+        while line:
+            if len(line) < limit:
+                yield line
+            else:
+                while line and not line.endswith(b"\n"):
+                    line = readline(limit)
+                yield None
+            line = readline(limit)
+
+    def texts(self) -> Iterator[str]:
+        """Decoded lines for ``csv.reader``; an over-long line becomes an empty one."""
+        for line in self:
+            if line is None:
+                self.overlong = True
+                yield "\n"
+            else:
+                yield line.decode("utf-8", "surrogateescape")
+
+
+# --- formats: each yields (line, raw row) or (line, reason the row is rejected) ---
+
+_Row = tuple[int, "Mapping[str, object] | str"]
+
+
+def _too_long(limits: Limits) -> str:
+    return f"line longer than {limits.max_line_bytes} bytes"
+
+
+def _csv_rows(stream: io.BufferedIOBase, limits: Limits, unknown: set[str]) -> Iterator[_Row]:
+    lines = _Lines(stream, limits.max_line_bytes)
+    reader = csv.reader(lines.texts())
+    try:
+        header = next(row for row in reader if any(cell.strip() for cell in row))
+    except StopIteration:
+        raise UnreadableFile("CSV file has no header row") from None
+    except csv.Error as exc:
+        raise UnreadableFile(f"CSV header: {exc}") from None
+    if lines.overlong:
+        raise UnreadableFile(f"CSV header {_too_long(limits)}")
+    names = [cell.strip() for cell in header]
+    duplicates = {name for name in names if names.count(name) > 1}
+    if duplicates:
+        raise UnreadableFile(f"duplicate CSV header columns: {name_list(duplicates)}")
+    unknown.update(name for name in names if name not in FIELD_NAMES)
+    width = len(names)
+    start = reader.line_num + 1
+    while True:
+        try:
+            for row in reader:
+                line, start = start, reader.line_num + 1
+                if lines.overlong:
+                    lines.overlong = False
+                    yield line, _too_long(limits)
+                elif len(row) == width:
+                    yield line, dict(zip(names, row, strict=True))
+                elif row and (len(row) > 1 or row[0].strip()):
+                    yield line, f"{len(row)} cells, the header has {width}"
+            return
+        except csv.Error as exc:
+            line, start = start, reader.line_num + 1
+            yield line, f"CSV error: {exc}"
+
+
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=Decimal)
+
+
+def _object(value: object, unknown: set[str]) -> Mapping[str, object] | str:
+    if type(value) is not dict:
+        return "not a JSON object"
+    if not FIELD_NAMES.issuperset(value):
+        unknown.update(key for key in value if key not in FIELD_NAMES)
+    return value
+
+
+def _jsonl_rows(stream: io.BufferedIOBase, limits: Limits, unknown: set[str]) -> Iterator[_Row]:
+    decode = _DECODER.decode
+    for line, data in enumerate(_Lines(stream, limits.max_line_bytes), 1):
+        if data is None:
+            yield line, _too_long(limits)
+            continue
+        text = data.decode("utf-8", "surrogateescape")
+        if text.isspace():
+            continue
+        try:
+            value = decode(text)
+        except RecursionError:
+            yield line, "not valid JSON: nested too deeply"
+            continue
+        except ValueError as exc:
+            yield line, f"not valid JSON: {exc}"
+            continue
+        yield line, _object(value, unknown)
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_STRUCTURE = re.compile(r'["\[\]{}]')
+_STRING_STOP = re.compile(r'["\\]')
+
+
+class _Skipped(str):
+    """Why an array item was skipped without being parsed."""
+
+
+class _JsonArray:
+    """The items of a top-level JSON array, parsed from a bounded text buffer."""
+
+    def __init__(self, stream: io.BufferedIOBase, max_item_chars: int) -> None:
+        self._read = stream.read
+        self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        self._limit = max_item_chars
+        self._buf = ""
+        self._pos = 0
+        self._eof = False
+
+    def _fill(self) -> bool:
+        """Drop the consumed text and append a chunk; False when the input is exhausted."""
+        if self._eof:
+            return False
+        data = self._read(_READ_SIZE)
+        self._eof = not data
+        self._buf = self._buf[self._pos :] + self._decoder.decode(data, final=self._eof)
+        self._pos = 0
+        return True
+
+    def _peek(self) -> str:
+        """The next non-blank character ("" at the end), not consumed."""
+        while True:
+            self._pos = _WHITESPACE.match(self._buf, self._pos).end()  # type: ignore[union-attr]
+            if self._pos < len(self._buf):
+                return self._buf[self._pos]
+            if not self._fill():
+                return ""
+
+    def __iter__(self) -> Iterator[object]:
+        self._fill()
+        self._buf = self._buf.removeprefix("\ufeff")
+        first = self._peek()
+        if first != "[":
+            raise UnreadableFile("top-level JSON value is not an array" if first else "empty file")
+        self._pos += 1
+        if self._peek() == "]":
+            self._pos += 1
+        else:
+            count = 0
+            while True:
+                count += 1
+                yield self._item(count)
+                separator = self._peek()
+                self._pos += 1
+                if separator == "]":
+                    break
+                if separator != ",":
+                    what = f"'{separator}'" if separator else "the end of the file"
+                    raise UnreadableFile(
+                        f"JSON array: expected ',' or ']' after item {count}, found {what}"
+                    )
+        if self._peek():
+            raise UnreadableFile("data after the JSON array")
+
+    def _item(self, index: int) -> object:
+        """Parse the item at the position, reading on until it is complete or too long."""
+        while True:
+            start = self._pos
+            try:
+                value, end = _DECODER.raw_decode(self._buf, start)
+            except json.JSONDecodeError as exc:
+                too_long = len(self._buf) - start > self._limit
+                if not too_long and self._fill():
+                    continue
+                if too_long and self._skip() > self._limit:
+                    return _Skipped(f"item longer than {self._limit} characters")
+                raise UnreadableFile(f"JSON array broken at item {index}: {exc}") from None
+            except RecursionError:
+                self._skip()
+                return _Skipped("not valid JSON: nested too deeply")
+            except ValueError as exc:  # e.g. an integer over the interpreter's digit limit
+                self._skip()
+                return _Skipped(f"not valid JSON: {exc}")
+            if end == len(self._buf) and self._fill():
+                continue  # a number may go on in the next chunk
+            self._pos = end
+            if end - start > self._limit:
+                return _Skipped(f"item longer than {self._limit} characters")
+            return value
+
+    def _skip(self) -> int:
+        """Skip the string, object or array at the position unparsed; return its length."""
+        buf, i = self._buf, self._pos
+        if buf[i] not in '"[{':
+            raise UnreadableFile(f"JSON array: unparsable value at character {i}")
+        depth, in_string, length = 0, False, 0
+        while True:
+            match = (_STRING_STOP if in_string else _STRUCTURE).search(buf, i)
+            if match is not None and match.end() < len(buf):
+                i = match.end()
+                mark = match.group()
+                if mark == "\\":
+                    i += 1
+                    continue
+                if mark == '"':
+                    in_string = not in_string
+                else:
+                    depth += 1 if mark in "[{" else -1
+                if depth == 0 and not in_string:
+                    length += i - self._pos
+                    self._pos = i
+                    return length
+                continue
+            # Read on; a mark that is the last character is scanned again with what follows.
+            i = match.start() if match is not None else len(buf)
+            length += i - self._pos
+            self._pos = i
+            if not self._fill():
+                raise UnreadableFile("truncated JSON array")
+            buf, i = self._buf, self._pos
+
+
+def _array_rows(stream: io.BufferedIOBase, limits: Limits, unknown: set[str]) -> Iterator[_Row]:
+    for index, value in enumerate(_JsonArray(stream, limits.max_line_bytes), 1):
+        yield index, value if type(value) is _Skipped else _object(value, unknown)
+
+
+_FORMATS = {"csv": _csv_rows, "jsonl": _jsonl_rows, "json": _array_rows}
+
+
+def iter_file(
+    ref: FileRef, stream: BinaryIO, report: FileReport, limits: Limits = DEFAULT_LIMITS
+) -> Iterator[Observation | Reject]:
+    """Yield the observations and rejects of one file in file order, filling ``report``.
+
+    Raises UnreadableFile when the file cannot be read as a whole.
+    """
+    stored = _Stored(stream)
+    data = io.BufferedReader(_Inflated(stored, limits) if ref.gzip else stored, _READ_SIZE)
+    unknown: set[str] = set()
+    warnings = RowWarnings()
+    path, max_chars = ref.key, limits.max_field_chars
+    try:
+        for line, row in _FORMATS[ref.fmt](data, limits, unknown):
+            report.rows += 1
+            if type(row) is dict:
+                try:
+                    obs = normalize(row, ref, line, warnings=warnings, max_field_chars=max_chars)
+                except RowError as exc:
+                    report.rejected += 1
+                    yield Reject(path, line, exc.field, exc.reason)
+                else:
+                    report.accepted += 1
+                    yield obs
+            else:
+                report.rejected += 1
+                yield Reject(path, line, ROW, str(row))
+    except UnreadableFile:
+        report.checksum = stored.checksum()
+        raise
+    report.checksum = stored.checksum()
+    if unknown:
+        what = "columns" if ref.fmt == "csv" else "keys"
+        report.warnings.append(f"unknown {what} ignored: {name_list(unknown)}")
+    report.warnings.extend(warnings.messages())
+
+
+def read_file(
+    ref: FileRef, stream: BinaryIO, limits: Limits = DEFAULT_LIMITS
+) -> tuple[list[Observation], list[Reject], FileReport]:
+    """Read a whole file; an unreadable one gives no rows and ``status="unreadable"``."""
+    report = FileReport(path=ref.key)
+    observations: list[Observation] = []
+    rejects: list[Reject] = []
+    try:
+        for item in iter_file(ref, stream, report, limits):
+            if type(item) is Observation:
+                observations.append(item)
+            else:
+                rejects.append(item)  # type: ignore[arg-type]
+    except UnreadableFile as exc:
+        checksum = report.checksum
+        report = FileReport(path=ref.key, status="unreadable", reason=exc.reason, checksum=checksum)
+        return [], [], report
+    return observations, rejects, report

@@ -1,0 +1,113 @@
+"""The v1 usage summary (spec section 8, ``usage-summary.v1.schema.json``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from .config import Subscription
+from .metering import Metering, ProductUsage
+from .numbers import fmt, fmt4, round_half_up
+
+SCHEMA_VERSION = "1"
+
+
+def billed_utilization(sub: Subscription, utilization: Fraction) -> Fraction:
+    """The utilization the ratio multiplies: rounded half up to whole units, or exact."""
+    if sub.rounding.utilization == "half_up":
+        return Fraction(round_half_up(utilization))
+    return utilization
+
+
+def qlus(sub: Subscription, usage: ProductUsage) -> Decimal:
+    """QLUs as shown: 4 decimals (``exact``) or whole QLUs (``half_up``), both half up."""
+    if usage.code == "CSAM" and "ETM" in sub.products:
+        return Decimal(0)
+    raw = billed_utilization(sub, usage.window.utilization) * Fraction(usage.ratio)
+    return round_half_up(raw, 4 if sub.rounding.qlu == "exact" else 0)
+
+
+def show_utilization(sub: Subscription, utilization: Fraction) -> str:
+    if sub.rounding.utilization == "half_up":
+        return fmt(round_half_up(utilization))
+    return fmt4(utilization)
+
+
+def product_entry(sub: Subscription, usage: ProductUsage) -> dict[str, Any]:
+    window = usage.window
+    entry: dict[str, Any] = {
+        "product": usage.code,
+        "name": usage.product.name,
+        "window": usage.product.window,
+        "window_start": window.start.isoformat(),
+        "window_end": window.end.isoformat(),
+        "utilization": show_utilization(sub, window.utilization),
+        "ratio": fmt(usage.ratio),
+        "qlus": fmt(qlus(sub, usage)),
+        "peak_day": window.peak_day.isoformat() if window.peak_day else None,
+        "covered_days": window.covered_days,
+        "components": {name: fmt4(value) for name, value in usage.components.items()},
+        "included_with": "ETM" if usage.code == "CSAM" and "ETM" in sub.products else None,
+    }
+    return entry
+
+
+def total_qlus(sub: Subscription, metering: Metering) -> Decimal:
+    """The sum of the products' QLUs, each rounded first."""
+    return sum((qlus(sub, usage) for usage in metering.products), Decimal(0))
+
+
+def threshold_alerts(sub: Subscription, total: Decimal) -> list[dict[str, Any]]:
+    """The entitlement thresholds that total QLUs have reached."""
+    if sub.entitlement_qlus is None:
+        return []
+    return [
+        {
+            "type": "threshold",
+            "threshold": fmt(t),
+            "level_qlus": fmt(t * sub.entitlement_qlus),
+            "total_qlus": fmt(total),
+            "entitlement_qlus": fmt(sub.entitlement_qlus),
+        }
+        for t in sub.alert_thresholds
+        if total >= t * sub.entitlement_qlus
+    ]
+
+
+def build_summary(
+    sub: Subscription,
+    metering: Metering,
+    *,
+    revision: int = 1,
+    event_type: str = "usage_summary",
+    generated_at: datetime | None = None,
+    extra_alerts: Iterable[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """The summary message for one metering run."""
+    total = total_qlus(sub, metering)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "event_type": event_type,
+        "subscription_id": sub.subscription_id,
+        "as_of": metering.as_of.isoformat(),
+        "revision": revision,
+        "generated_at": (generated_at or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
+        "products": [product_entry(sub, usage) for usage in metering.products],
+        "total_qlus": fmt(total),
+        "entitlement_qlus": fmt(sub.entitlement_qlus) if sub.entitlement_qlus is not None else None,
+        "alerts": threshold_alerts(sub, total) + list(extra_alerts),
+    }
+
+
+def daily_table(metering: Metering) -> dict[str, list[dict[str, str]]]:
+    """Every evaluated day's value per product, shown to 4 decimals."""
+    return {
+        usage.code: [
+            {"day": day.isoformat(), "value": fmt4(value.value)}
+            for day, value in sorted(usage.daily.items())
+        ]
+        for usage in metering.products
+    }
