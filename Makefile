@@ -27,7 +27,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 demo: $(STAMP)
-	$(BIN)/qlumeter meter --subscription examples/subscription.yaml --inventory examples/inventory --as-of 2026-03-31 --out out/report.json
+	$(BIN)/qlumeter sample --out out/demo
+	$(BIN)/qlumeter meter --quiet --subscription out/demo/subscription.yaml --inventory out/demo --as-of 2026-03-31 --out out/demo/report.json
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

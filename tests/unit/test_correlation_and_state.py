@@ -5,8 +5,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
-from qlumeter.observation import RowError
 
+from qlumeter.observation import RowError
 from tests.support import obs, run, series, subscription, usage_of, value_on
 
 D1, D2, D3 = "2026-01-01", "2026-01-02", "2026-01-03"

@@ -8,9 +8,9 @@ from fractions import Fraction
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from qlumeter.vocabulary import PRODUCT_CODES
 from qlumeter.windows import avg90, peak15
-
 from tests.support import obs, run, subscription
 
 START = date(2026, 1, 1)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+
 from qlumeter.numbers import fmt, round_half_up
 from qlumeter.summary import build_summary
 from qlumeter.windows import avg90, interval_of, peak15, sum90
-
 from tests.support import obs, run, subscription, usage_of
 
 SCHEMA = json.loads(

@@ -54,17 +54,18 @@ StateTest = Callable[[Observation, DayView], bool]
 class StateRule:
     """Counts entities with at least one state on the day that passes ``test``.
 
-    The entity's weight is the largest weight of its passing states; ``labels`` names
-    the components it counts in (``components`` lists them all, zeros included).
-    ``merge_cloud``: a cloud entity whose provider and resource id a host-like entity
-    carries is that entity (ETM).
+    The entity's weight is the largest ``weight`` of its passing states (1 when None);
+    ``labels`` names the components it counts in (``components`` lists them all, zeros
+    included). ``slot``: only that source's state can pass. ``merge_cloud``: a cloud
+    entity whose provider and resource id a host-like entity carries is that entity (ETM).
     """
 
     kinds: frozenset[Kind]
     test: StateTest
-    weight: Callable[[Observation], Fraction] = lambda obs: ONE
+    weight: Callable[[Observation], Fraction] | None = None
     labels: Callable[[Observation], Iterable[str]] = lambda obs: ()
     components: tuple[str, ...] = ()
+    slot: str | None = None
     merge_cloud: bool = False
 
     def evaluate(self, view: DayView, detail: bool) -> DayValue:
@@ -75,14 +76,19 @@ class StateRule:
             for key, states in view.others.items():
                 if key in view.uf:
                     merged.setdefault(view.uf.find(key), []).extend(states.values())
-        test, weight = self.test, self.weight
+        test, weight, slot, ones = self.test, self.weight, self.slot, 0
 
         def count(entity: str, states: Iterable[Observation]) -> None:
+            nonlocal ones
             passing = [obs for obs in states if test(obs, view)]
             if not passing:
                 return
-            best = passing[0] if len(passing) == 1 else max(passing, key=weight)
-            weights[weight(best)] += 1
+            best = passing[0]
+            if weight is None:
+                ones += 1
+            else:
+                best = max(passing, key=weight)
+                weights[weight(best)] += 1
             if self.components:
                 labels.update({label for obs in passing for label in self.labels(obs)})
             if counted is not None:
@@ -90,17 +96,21 @@ class StateRule:
 
         if Kind.HOST in self.kinds:
             for root, hd in view.hosts.items():
-                if not hd.purged:
-                    extra = merged.get(root)
-                    count(
-                        hd.canonical, [*hd.states.values(), *extra] if extra else hd.states.values()
-                    )
+                if hd.purged:
+                    continue
+                if slot is not None:
+                    state = hd.states.get(slot)
+                    if state is not None:
+                        count(hd.canonical, (state,))
+                    continue
+                extra = merged.get(root)
+                count(hd.canonical, [*hd.states.values(), *extra] if extra else hd.states.values())
         for key, states in view.others.items():
             kind = next(iter(states.values())).kind
             if kind in self.kinds and not (self.merge_cloud and key in view.uf):
                 count(key, states.values())
-        total = sum((w * n for w, n in weights.items()), ZERO)
-        return DayValue(total, _label_counts(labels, self.components), counted)
+        total = ones + sum((w * n for w, n in weights.items()), ZERO)
+        return DayValue(Fraction(total), _label_counts(labels, self.components), counted)
 
 
 def _from(source: str, module: str | None = None) -> StateTest:
@@ -320,10 +330,7 @@ _HOST = frozenset({Kind.HOST})
 
 
 def _host_state(source: str | None, passes: Callable[[Observation], bool]) -> StateRule:
-    return StateRule(
-        _HOST,
-        lambda obs, view: (source is None or obs.source == source) and passes(obs),
-    )
+    return StateRule(_HOST, lambda obs, view: passes(obs), slot=source)
 
 
 PRODUCTS: dict[str, Product] = {

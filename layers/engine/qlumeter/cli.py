@@ -8,12 +8,13 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from .config import ConfigError, load_subscription
 from .local import meter_folder
 from .paths import PathError, parse_key
 from .reader import read_file
+from .sample import write_sample
 
 
 class UsageError(Exception):
@@ -124,8 +125,24 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 1 if bad else 0
 
 
+def cmd_sample(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    subscription, rows = write_sample(Path(args.out))
+    print(
+        f"sample tenant written: {rows} rows under {args.out}, subscription {subscription}",
+        file=out,
+    )
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports bad arguments as one line through ``main``, not by exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qlumeter", description="QLU metering")
+    parser = _Parser(prog="qlumeter", description="QLU metering")
     commands = parser.add_subparsers(dest="command", required=True)
     meter = commands.add_parser("meter", help="meter a local inventory folder in memory")
     meter.add_argument("--subscription", required=True, help="subscription file (YAML or JSON)")
@@ -137,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check inventory files, list rejected rows")
     validate.add_argument("files", nargs="+", help="inventory files or folders")
     validate.set_defaults(handler=cmd_validate)
+    sample = commands.add_parser("sample", help="write a realistic sample tenant (90 days)")
+    sample.add_argument("--out", required=True, help="folder to write it into")
+    sample.set_defaults(handler=cmd_sample)
     return parser
 
 
@@ -144,12 +164,8 @@ def main(
     argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    try:
+        args = build_parser().parse_args(argv)
         return int(args.handler(args, out, err))
     except (ConfigError, UsageError, ValueError, OSError) as exc:
         print(f"qlumeter: error: {exc}", file=err)

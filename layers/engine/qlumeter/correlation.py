@@ -20,12 +20,11 @@ def id_rank(ident: str) -> tuple[int, str]:
 class UnionFind:
     """Groups of strong identifiers; each root knows its group's canonical id."""
 
-    __slots__ = ("_best", "_parent", "_size")
+    __slots__ = ("_best", "_parent")
 
     def __init__(self) -> None:
         self._parent: dict[str, str] = {}
-        self._size: dict[str, int] = {}
-        self._best: dict[str, str] = {}
+        self._best: dict[str, str] = {}  # roots of merged groups only: their canonical id
 
     def __contains__(self, ident: object) -> bool:
         return ident in self._parent
@@ -40,30 +39,19 @@ class UnionFind:
 
     def link(self, idents: Iterable[str]) -> None:
         """Record that ``idents`` name one entity."""
+        parent = self._parent
         root: str | None = None
         for ident in idents:
-            if ident not in self._parent:
-                self._parent[ident] = ident
-                self._size[ident] = 1
-                self._best[ident] = ident
-            other = self.find(ident)
+            other = self.find(ident) if ident in parent else parent.setdefault(ident, ident)
             if root is None:
                 root = other
             elif other != root:
-                root = self._union(root, other)
-
-    def _union(self, a: str, b: str) -> str:
-        if self._size[a] < self._size[b]:
-            a, b = b, a
-        self._parent[b] = a
-        self._size[a] += self._size.pop(b)
-        best_b = self._best.pop(b)
-        if id_rank(best_b) < id_rank(self._best[a]):
-            self._best[a] = best_b
-        return a
+                parent[other] = root
+                best = min(self.canonical(root), self._best.pop(other, other), key=id_rank)
+                self._best[root] = best
 
     def canonical(self, root: str) -> str:
-        return self._best[root]
+        return self._best.get(root, root)
 
 
 class IpIndex:

@@ -1,9 +1,14 @@
-"""Meter a tenant: daily values, windows and utilization for every subscribed product."""
+"""Meter a tenant: daily values, windows and utilization for every subscribed product.
+
+``Meter`` is the incremental form (one timeline per product start, checkpointable);
+``meter`` runs it over a whole inventory at once.
+"""
 
 from __future__ import annotations
 
+import pickle
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -16,6 +21,8 @@ from .paths import FileRef
 from .timeline import Timeline
 from .vocabulary import PRODUCT_CODES
 from .windows import WindowResult, avg90, interval_of, peak15, rolling_start, sum90
+
+Daily = dict[str, dict[date, DayValue]]
 
 
 @dataclass
@@ -56,6 +63,100 @@ def first_needed_day(sub: Subscription, code: str, as_of: date) -> date:
     return rolling_start(start, as_of)
 
 
+class Meter:
+    """A tenant's metering state: one timeline per product start day, replayed forward."""
+
+    def __init__(self, sub: Subscription) -> None:
+        self.sub = sub
+        self.groups: dict[date, list[str]] = defaultdict(list)
+        for code in PRODUCT_CODES:
+            if code in sub.products:
+                self.groups[sub.product_start(code)].append(code)
+        self.timelines = {start: Timeline(sub, start, MARKS) for start in self.groups}
+
+    @property
+    def day(self) -> date | None:
+        """The last day replayed by every timeline that has started."""
+        days = [t.day for t in self.timelines.values() if t.day is not None]
+        return min(days) if days else None
+
+    def add(self, files: Iterable[FileRef], observations: Iterable[Observation]) -> int:
+        """Queue readable files and their rows; returns the rows of days already replayed."""
+        files, observations = list(files), list(observations)
+        return max((t.add(files, observations) for t in self.timelines.values()), default=0)
+
+    def advance(self, through: date, evaluate_from: date, detail_day: date | None = None) -> Daily:
+        """Replay up to ``through``; evaluate every product on days from ``evaluate_from``."""
+        daily: Daily = {code: {} for codes in self.groups.values() for code in codes}
+        for start, codes in sorted(self.groups.items()):
+            if start > through:
+                continue
+            for view in self.timelines[start].days(evaluate_from, through):
+                for code in codes:
+                    daily[code][view.day] = PRODUCTS[code].rule.evaluate(
+                        view, view.day == detail_day
+                    )
+        return daily
+
+    def covered_days(self, source: str) -> set[date]:
+        """Days with a readable file of ``source`` (avg90 coverage)."""
+        return {d for t in self.timelines.values() for d in t.file_days.get(source, ())}
+
+    def compact(self) -> None:
+        for timeline in self.timelines.values():
+            if timeline.day is not None:
+                timeline.compact()
+
+    def dumps(self) -> bytes:
+        """The checkpoint: this state as bytes (written and read only by the meter)."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def loads(cls, blob: bytes, sub: Subscription) -> Meter:
+        """A checkpoint back, on the current subscription when its products are unchanged."""
+        meter: Meter = pickle.loads(blob)
+        if dict(meter.groups) != dict(cls(sub).groups):
+            raise ValueError("the subscription's products changed: recompute from the start")
+        meter.sub = sub
+        for timeline in meter.timelines.values():
+            timeline.attach(MARKS)
+            timeline.sub = sub
+        return meter
+
+
+def usage_as_of(
+    sub: Subscription,
+    code: str,
+    as_of: date,
+    daily: Mapping[date, DayValue],
+    covered: set[date],
+) -> ProductUsage:
+    """The product's window and utilization as of ``as_of`` from its daily values."""
+    product, start = PRODUCTS[code], sub.product_start(code)
+    series = {day: value.value for day, value in daily.items() if day <= as_of}
+    components: dict[str, Fraction] = {}
+    if product.window == "peak15":
+        window = peak15(series, sub.start_date, start, as_of, sub.end_date)
+        if window.peak_day:
+            components = dict(daily[window.peak_day].components)
+    elif product.window == "avg90":
+        window = avg90(series, start, as_of, covered.__contains__)
+    else:
+        window = sum90(series, start, as_of)
+    return ProductUsage(product, sub.products[code].ratio, window, components, dict(daily))
+
+
+def metering_as_of(sub: Subscription, as_of: date, daily: Daily, meter: Meter) -> Metering:
+    """Every subscribed product's usage as of ``as_of``."""
+    usages = []
+    for code in PRODUCT_CODES:
+        if code in daily:
+            coverage = PRODUCTS[code].coverage
+            covered = meter.covered_days(coverage) if coverage else set()
+            usages.append(usage_as_of(sub, code, as_of, daily[code], covered))
+    return Metering(as_of, usages)
+
+
 def meter(
     sub: Subscription,
     files: Iterable[FileRef],
@@ -71,41 +172,9 @@ def meter(
     only the days the windows read. ``detail_day`` keeps the counted entities of that day.
     """
     as_of = effective_as_of(sub, as_of)
-    files, observations = list(files), list(observations)
-    groups: dict[date, list[str]] = defaultdict(list)
-    for code in PRODUCT_CODES:
-        if code in sub.products:
-            groups[sub.product_start(code)].append(code)
-    daily: dict[str, dict[date, DayValue]] = {
-        code: {} for codes in groups.values() for code in codes
-    }
-    for start, codes in sorted(groups.items()):
-        if start > as_of:
-            continue
-        first = start if all_days else min(first_needed_day(sub, c, as_of) for c in codes)
-        timeline = Timeline(sub, start, as_of, files, observations, MARKS)
-        for view in timeline.days(first, as_of):
-            for code in codes:
-                daily[code][view.day] = PRODUCTS[code].rule.evaluate(view, view.day == detail_day)
-    usages = [
-        _usage(sub, code, as_of, daily[code], files) for code in PRODUCT_CODES if code in daily
-    ]
-    return Metering(as_of, usages)
-
-
-def _usage(
-    sub: Subscription, code: str, as_of: date, daily: dict[date, DayValue], files: list[FileRef]
-) -> ProductUsage:
-    product, start = PRODUCTS[code], sub.product_start(code)
-    series = {day: value.value for day, value in daily.items()}
-    if product.window == "peak15":
-        window = peak15(series, sub.start_date, start, as_of, sub.end_date)
-        components = daily[window.peak_day].components if window.peak_day else {}
-    elif product.window == "avg90":
-        covered = {ref.day for ref in files if ref.source == product.coverage}
-        window = avg90(series, start, as_of, covered.__contains__)
-        components = {}
-    else:
-        window = sum90(series, start, as_of)
-        components = {}
-    return ProductUsage(product, sub.products[code].ratio, window, dict(components), daily)
+    state = Meter(sub)
+    state.add(files, observations)
+    first = sub.start_date
+    if not all_days:
+        first = min((first_needed_day(sub, c, as_of) for c in sub.products), default=as_of)
+    return metering_as_of(sub, as_of, state.advance(as_of, first, detail_day), state)

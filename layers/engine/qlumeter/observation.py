@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -72,12 +72,12 @@ class Observation:
     has_findings: bool = False
     ot_level: str = "basic"
     last_fim_event_at: datetime | None = None
-    # Derived by ``classify``: the kind, the natural key (host-like: the first strong
-    # identifier, None when the row has only IPs) and the host's strong identifiers.
+    # Derived by ``classify``: the kind and the natural key (host-like: the first strong
+    # identifier, ``host_strong_ids`` gives them all; None when the row has only IPs).
     kind: Kind = Kind.HOST
     key: str | None = None
-    strong_ids: tuple[str, ...] = field(default=())
     seq: int = 0  # rank in (day, observed_at, path, line) order, set by the timeline
+    slot: str = ""  # the state slot: the source, per IdP for identities (section 5)
 
     @property
     def removed(self) -> bool:
@@ -100,12 +100,6 @@ class Observation:
     @property
     def ip_pairs(self) -> tuple[tuple[str, str], ...]:
         return tuple((self.network_id, ip) for ip in self.ips)
-
-    def slot(self) -> str:
-        """The state slot: one state per source, per IdP for identities (section 5)."""
-        if self.kind is Kind.IDENTITY:
-            return f"{self.source}/{self.idp or ''}"
-        return self.source
 
 
 def is_strong_fqdn(fqdn: str | None) -> bool:
@@ -140,16 +134,17 @@ def _require(value: str | None, field_name: str, what: str) -> str:
 def classify(obs: Observation) -> None:
     """Set ``kind``, ``key`` and ``strong_ids``; raise RowError when the key is missing."""
     t, s = obs.asset_type, obs.source
+    obs.slot = f"{s}/{obs.idp or ''}" if t == "identity" else s
     if t in ("host", "virtual_machine") and s in HOST_SOURCES:
         obs.kind = Kind.HOST
-        obs.strong_ids = host_strong_ids(obs)
-        if not obs.strong_ids and not obs.ips:
+        strong_ids = host_strong_ids(obs)
+        if not strong_ids and not obs.ips:
             raise RowError(
                 "asset_id",
                 "host-like row needs asset_id, agent_id, cloud_provider+cloud_resource_id, "
                 "an fqdn with a dot, or an ip",
             )
-        obs.key = obs.strong_ids[0] if obs.strong_ids else None
+        obs.key = strong_ids[0] if strong_ids else None
         return
     if (
         t in ("virtual_machine", "serverless_function", "cloud_resource") and s in CLOUD_SOURCES

@@ -9,20 +9,30 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gc
 import gzip
 import hashlib
 import io
 import json
 import re
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, BinaryIO
 
 from .observation import Observation, RowError
 from .paths import FileRef
-from .rows import FIELD_NAMES, MAX_FIELD_CHARS, RowWarnings, name_list, normalize
+from .rows import (
+    FIELD_NAMES,
+    MAX_FIELD_CHARS,
+    RowWarnings,
+    csv_columns,
+    name_list,
+    normalize,
+    normalize_cells,
+)
 
 ROW = "_row"  # the field of a reject that concerns the whole row
 _READ_SIZE = 1 << 16
@@ -119,7 +129,7 @@ class _Inflated(io.RawIOBase):
         try:
             size = self._gzip.readinto(buffer)
         except gzip.BadGzipFile as exc:
-            raise UnreadableFile(f"not a gzip file: {exc}") from None
+            raise UnreadableFile(f"invalid gzip file: {exc}") from None
         except EOFError:
             raise UnreadableFile("truncated gzip file") from None
         except zlib.error as exc:
@@ -138,99 +148,163 @@ class _Inflated(io.RawIOBase):
         return size
 
 
-class _Lines:
-    """Physical lines of a binary stream, each at most ``limit`` bytes with its ending.
+class _File:
+    """One file being read: its rows to observations or rejects, counted in the report."""
 
-    An over-long line is skipped to its end and yields None.
+    def __init__(self, ref: FileRef, report: FileReport, limits: Limits) -> None:
+        self.ref = ref
+        self.report = report
+        self.limits = limits
+        self.warnings = RowWarnings()
+        self.unknown: set[str] = set()  # unknown columns or keys
+
+    def reject(self, line: int, field_name: str, reason: str) -> Reject:
+        self.report.rows += 1
+        self.report.rejected += 1
+        return Reject(self.ref.key, line, field_name, reason)
+
+    def too_long(self, line: int) -> Reject:
+        return self.reject(line, ROW, f"line longer than {self.limits.max_line_bytes} bytes")
+
+    def row(self, line: int, value: object) -> Observation | Reject:
+        """A parsed JSON value: an object is a row."""
+        if type(value) is not dict:
+            return self.reject(line, ROW, "not a JSON object")
+        if not FIELD_NAMES.issuperset(value):
+            self.unknown.update(key for key in value if key not in FIELD_NAMES)
+        try:
+            obs = normalize(
+                value,
+                self.ref,
+                line,
+                warnings=self.warnings,
+                max_field_chars=self.limits.max_field_chars,
+            )
+        except RowError as exc:
+            return self.reject(line, exc.field, exc.reason)
+        self.report.rows += 1
+        self.report.accepted += 1
+        return obs
+
+
+def _lines(stream: io.BufferedIOBase, limit: int) -> Iterator[bytes | None]:
+    """Physical lines of at most ``limit`` bytes with their ending, BOM dropped.
+
+    An over-long line is skipped to its end and gives None.
+    """
+    readline, size = stream.readline, limit + 1
+    line = readline(size).removeprefix(codecs.BOM_UTF8)
+    while line:
+        if len(line) <= limit:
+            yield line
+        else:
+            while line and not line.endswith(b"\n"):
+                line = readline(size)
+            yield None
+        line = readline(size)
+
+
+class _CsvText:
+    """Decoded physical lines for ``csv.reader``; an over-long line becomes an empty one.
+
+    ``overlong``: a line was skipped. ``unchecked``: a line had non-ASCII bytes or more
+    than ``max_field_chars`` of them, so its cells need the length and UTF-8 checks.
     """
 
-    def __init__(self, stream: io.BufferedIOBase, limit: int) -> None:
+    def __init__(self, stream: io.BufferedIOBase, limits: Limits) -> None:
         self._stream = stream
-        self._limit = limit
-        self.overlong = False  # set when an over-long line was skipped (CSV)
+        self._limits = limits
+        self.overlong = False
+        self.unchecked = False
 
-    def __iter__(self) -> Iterator[bytes | None]:
-        readline, limit = self._stream.readline, self._limit + 1
-        line = readline(limit).removeprefix(codecs.BOM_UTF8)
+    def __iter__(self) -> Iterator[str]:
+        # _lines inlined: one generator per line less on the hot path.
+        limit, wide = self._limits.max_line_bytes, self._limits.max_field_chars
+        readline, size = self._stream.readline, limit + 1
+        line = readline(size).removeprefix(codecs.BOM_UTF8)
         while line:
-            if len(line) < limit:
-                yield line
-            else:
+            if len(line) > limit:
                 while line and not line.endswith(b"\n"):
-                    line = readline(limit)
-                yield None
-            line = readline(limit)
-
-    def texts(self) -> Iterator[str]:
-        """Decoded lines for ``csv.reader``; an over-long line becomes an empty one."""
-        for line in self:
-            if line is None:
+                    line = readline(size)
                 self.overlong = True
                 yield "\n"
             else:
+                if len(line) > wide or not line.isascii():
+                    self.unchecked = True
                 yield line.decode("utf-8", "surrogateescape")
+            line = readline(size)
 
 
-# --- formats: each yields (line, raw row) or (line, reason the row is rejected) ---
-
-_Row = tuple[int, "Mapping[str, object] | str"]
-
-
-def _too_long(limits: Limits) -> str:
-    return f"line longer than {limits.max_line_bytes} bytes"
-
-
-def _csv_rows(stream: io.BufferedIOBase, limits: Limits, unknown: set[str]) -> Iterator[_Row]:
-    lines = _Lines(stream, limits.max_line_bytes)
-    reader = csv.reader(lines.texts())
+def _csv_header(reader: Any, text: _CsvText, limits: Limits) -> list[str]:
     try:
         header = next(row for row in reader if any(cell.strip() for cell in row))
     except StopIteration:
         raise UnreadableFile("CSV file has no header row") from None
     except csv.Error as exc:
         raise UnreadableFile(f"CSV header: {exc}") from None
-    if lines.overlong:
-        raise UnreadableFile(f"CSV header {_too_long(limits)}")
+    if text.overlong:
+        raise UnreadableFile(f"CSV header longer than {limits.max_line_bytes} bytes")
     names = [cell.strip() for cell in header]
     duplicates = {name for name in names if names.count(name) > 1}
     if duplicates:
         raise UnreadableFile(f"duplicate CSV header columns: {name_list(duplicates)}")
-    unknown.update(name for name in names if name not in FIELD_NAMES)
-    width = len(names)
+    return names
+
+
+def _csv_rows(stream: io.BufferedIOBase, file: _File) -> Iterator[Observation | Reject]:
+    text = _CsvText(stream, file.limits)
+    reader = csv.reader(text)
+    names = _csv_header(reader, text, file.limits)
+    file.unknown.update(name for name in names if name not in FIELD_NAMES)
+    columns, width = csv_columns(names), len(names)
+    ref, report, warnings = file.ref, file.report, file.warnings
+    max_chars = file.limits.max_field_chars
     start = reader.line_num + 1
     while True:
         try:
             for row in reader:
                 line, start = start, reader.line_num + 1
-                if lines.overlong:
-                    lines.overlong = False
-                    yield line, _too_long(limits)
+                if text.overlong:
+                    text.overlong = text.unchecked = False
+                    yield file.too_long(line)
                 elif len(row) == width:
-                    yield line, dict(zip(names, row, strict=True))
+                    # A row on one clean line needs no per-cell length or UTF-8 check.
+                    checked = not text.unchecked and start == line + 1
+                    text.unchecked = False
+                    try:
+                        obs = normalize_cells(
+                            columns,
+                            row,
+                            ref,
+                            line,
+                            warnings=warnings,
+                            max_field_chars=max_chars,
+                            checked=checked,
+                        )
+                    except RowError as exc:
+                        yield file.reject(line, exc.field, exc.reason)
+                    else:
+                        report.rows += 1
+                        report.accepted += 1
+                        yield obs
                 elif row and (len(row) > 1 or row[0].strip()):
-                    yield line, f"{len(row)} cells, the header has {width}"
+                    text.unchecked = False
+                    yield file.reject(line, ROW, f"{len(row)} cells, the header has {width}")
             return
         except csv.Error as exc:
             line, start = start, reader.line_num + 1
-            yield line, f"CSV error: {exc}"
+            text.overlong = text.unchecked = False
+            yield file.reject(line, ROW, f"CSV error: {exc}")
 
 
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=Decimal)
 
 
-def _object(value: object, unknown: set[str]) -> Mapping[str, object] | str:
-    if type(value) is not dict:
-        return "not a JSON object"
-    if not FIELD_NAMES.issuperset(value):
-        unknown.update(key for key in value if key not in FIELD_NAMES)
-    return value
-
-
-def _jsonl_rows(stream: io.BufferedIOBase, limits: Limits, unknown: set[str]) -> Iterator[_Row]:
+def _jsonl_rows(stream: io.BufferedIOBase, file: _File) -> Iterator[Observation | Reject]:
     decode = _DECODER.decode
-    for line, data in enumerate(_Lines(stream, limits.max_line_bytes), 1):
+    for line, data in enumerate(_lines(stream, file.limits.max_line_bytes), 1):
         if data is None:
-            yield line, _too_long(limits)
+            yield file.too_long(line)
             continue
         text = data.decode("utf-8", "surrogateescape")
         if text.isspace():
@@ -238,12 +312,12 @@ def _jsonl_rows(stream: io.BufferedIOBase, limits: Limits, unknown: set[str]) ->
         try:
             value = decode(text)
         except RecursionError:
-            yield line, "not valid JSON: nested too deeply"
+            yield file.reject(line, ROW, "not valid JSON: nested too deeply")
             continue
         except ValueError as exc:
-            yield line, f"not valid JSON: {exc}"
+            yield file.reject(line, ROW, f"not valid JSON: {exc}")
             continue
-        yield line, _object(value, unknown)
+        yield file.row(line, value)
 
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
@@ -312,7 +386,8 @@ class _JsonArray:
             raise UnreadableFile("data after the JSON array")
 
     def _item(self, index: int) -> object:
-        """Parse the item at the position, reading on until it is complete or too long."""
+        """Parse the next item, reading on until it is complete or too long."""
+        self._peek()
         while True:
             start = self._pos
             try:
@@ -369,9 +444,12 @@ class _JsonArray:
             buf, i = self._buf, self._pos
 
 
-def _array_rows(stream: io.BufferedIOBase, limits: Limits, unknown: set[str]) -> Iterator[_Row]:
-    for index, value in enumerate(_JsonArray(stream, limits.max_line_bytes), 1):
-        yield index, value if type(value) is _Skipped else _object(value, unknown)
+def _array_rows(stream: io.BufferedIOBase, file: _File) -> Iterator[Observation | Reject]:
+    for index, value in enumerate(_JsonArray(stream, file.limits.max_line_bytes), 1):
+        if type(value) is _Skipped:
+            yield file.reject(index, ROW, value)
+        else:
+            yield file.row(index, value)
 
 
 _FORMATS = {"csv": _csv_rows, "jsonl": _jsonl_rows, "json": _array_rows}
@@ -380,53 +458,55 @@ _FORMATS = {"csv": _csv_rows, "jsonl": _jsonl_rows, "json": _array_rows}
 def iter_file(
     ref: FileRef, stream: BinaryIO, report: FileReport, limits: Limits = DEFAULT_LIMITS
 ) -> Iterator[Observation | Reject]:
-    """Yield the observations and rejects of one file in file order, filling ``report``.
+    """Yield the observations and rejects of one file in file order, counting them in
+    ``report``; at the end set its checksum and warnings.
 
     Raises UnreadableFile when the file cannot be read as a whole.
     """
     stored = _Stored(stream)
     data = io.BufferedReader(_Inflated(stored, limits) if ref.gzip else stored, _READ_SIZE)
-    unknown: set[str] = set()
-    warnings = RowWarnings()
-    path, max_chars = ref.key, limits.max_field_chars
+    file = _File(ref, report, limits)
     try:
-        for line, row in _FORMATS[ref.fmt](data, limits, unknown):
-            report.rows += 1
-            if type(row) is dict:
-                try:
-                    obs = normalize(row, ref, line, warnings=warnings, max_field_chars=max_chars)
-                except RowError as exc:
-                    report.rejected += 1
-                    yield Reject(path, line, exc.field, exc.reason)
-                else:
-                    report.accepted += 1
-                    yield obs
-            else:
-                report.rejected += 1
-                yield Reject(path, line, ROW, str(row))
+        yield from _FORMATS[ref.fmt](data, file)
     except UnreadableFile:
         report.checksum = stored.checksum()
         raise
     report.checksum = stored.checksum()
-    if unknown:
+    if file.unknown:
         what = "columns" if ref.fmt == "csv" else "keys"
-        report.warnings.append(f"unknown {what} ignored: {name_list(unknown)}")
-    report.warnings.extend(warnings.messages())
+        report.warnings.append(f"unknown {what} ignored: {name_list(file.unknown)}")
+    report.warnings.extend(file.warnings.messages())
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def read_file(
     ref: FileRef, stream: BinaryIO, limits: Limits = DEFAULT_LIMITS
 ) -> tuple[list[Observation], list[Reject], FileReport]:
-    """Read a whole file; an unreadable one gives no rows and ``status="unreadable"``."""
+    """Read a whole file; an unreadable one gives no rows and ``status="unreadable"``.
+
+    The cyclic garbage collector is paused meanwhile: the many long-lived, acyclic
+    objects built would otherwise trigger collections that traverse all of them.
+    """
     report = FileReport(path=ref.key)
     observations: list[Observation] = []
     rejects: list[Reject] = []
     try:
-        for item in iter_file(ref, stream, report, limits):
-            if type(item) is Observation:
-                observations.append(item)
-            else:
-                rejects.append(item)  # type: ignore[arg-type]
+        with _gc_paused():
+            for item in iter_file(ref, stream, report, limits):
+                if isinstance(item, Observation):
+                    observations.append(item)
+                else:
+                    rejects.append(item)
     except UnreadableFile as exc:
         checksum = report.checksum
         report = FileReport(path=ref.key, status="unreadable", reason=exc.reason, checksum=checksum)

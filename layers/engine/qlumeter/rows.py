@@ -10,13 +10,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache, partial
+from socket import AF_INET, inet_pton
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -62,27 +63,35 @@ class Norm(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
-    """One v1 row field. ``attr`` is the Observation attribute (None: checked against the path)."""
+    """One v1 row field and how its values are converted."""
 
     name: str
     type: FieldType
     doc: str
-    attr: str | None = ""  # "" means: same as ``name``
-    values: frozenset[str] = frozenset()
-    norm: Norm = Norm.AS_WRITTEN
-    default: str | bool | None = None  # static defaults only; computed ones are in ``doc``
+    attr: str = ""  # the Observation attribute when not ``name``
+    values: frozenset[str] = frozenset()  # enums
+    norm: Norm = Norm.AS_WRITTEN  # strings
+    default: str | None = None  # static defaults; computed ones are described in ``doc``
     required: bool = False
+    path_check: bool = False  # not stored: must equal the path's segment of the same name
 
     @property
-    def target(self) -> str | None:
-        return self.name if self.attr == "" else self.attr
+    def memoized(self) -> bool:
+        """Whether values repeat enough to cache their conversion."""
+        return self.type not in (FieldType.STRING, FieldType.IP_LIST) or self.norm in (
+            Norm.INTERNED,
+            Norm.LOWER_INTERNED,
+            Norm.UPPER,
+        )
 
 
 _S, _E, _D = FieldType.STRING, FieldType.ENUM, FieldType.DATETIME
 
 FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("tenant", _S, "must equal the path's tenant= when present", attr=None),
-    FieldSpec("source", _S, "must equal the path's source= when present", attr=None),
+    FieldSpec("tenant", _S, "must equal the path's tenant= when present", path_check=True),
+    FieldSpec(
+        "source", _S, "must equal the path's source= when present", norm=Norm.LOWER, path_check=True
+    ),
     FieldSpec("observed_at", _D, "ISO 8601; default: the path's date at 00:00 UTC"),
     FieldSpec("asset_type", _E, "the entity type", values=ASSET_TYPES, required=True),
     FieldSpec("asset_id", _S, "platform canonical asset id"),
@@ -144,35 +153,42 @@ def printable(value: str, width: int = 64) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-# --- converters: (stripped non-empty str | other JSON value) -> attribute value ---
+# --- converters ---
+# A field compiles to (argument slot, memo, str converter, converter of other JSON values).
+# The str converter gets a stripped non-empty str (None: kept as written). The memo of a
+# field whose values repeat (enums, times, counts, module lists...) maps raw text to the
+# converted value: a repeated value costs one dict lookup.
 
 Converter = Callable[[Any], Any]
+_Compiled = tuple[int, "dict[str, Any] | None", "Converter | None", Converter]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_IPV4 = re.compile(
-    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
-    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-)
 _BOOLS = {"true": True, "1": True, "false": False, "0": False}
 _JSON_TYPES = {bool: "a boolean", list: "an array", dict: "an object", int: "a number"}
-_CACHE_MAX = 65536
-_datetime_cache: dict[str, datetime] = {}
-_modules_cache: dict[str | tuple[str, ...], tuple[frozenset[str], frozenset[str]]] = {}
+_MEMO_MAX = 4096
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _kind(value: object) -> str:
     return _JSON_TYPES.get(type(value), "a number" if isinstance(value, Decimal) else "a value")
 
 
-def _text(name: str, value: object) -> str:
-    """A non-str JSON value of a string field: numbers are taken as their text."""
-    if type(value) is int or isinstance(value, Decimal):
-        return str(value)
-    raise RowError(name, f"expected a string, got {_kind(value)}")
+def _memo_miss(memo: dict[str, Any], convert: Converter | None, raw: str) -> Any:
+    """Convert a text that is not in the memo as written; None when it is blank."""
+    text = raw.strip()
+    if not text:
+        return None
+    value = memo.get(text)
+    if value is None:
+        value = text if convert is None else convert(text)
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        memo[text] = value
+    return value
 
 
 def _host(name: str, text: str) -> str:
-    host = text.lower().removesuffix(".")
+    host = (text if text.islower() else text.lower()).removesuffix(".")
     if not host:
         raise RowError(name, "empty name")
     return host
@@ -184,29 +200,6 @@ def _lower_interned(text: str) -> str:
 
 def _upper_interned(text: str) -> str:
     return sys.intern(text.upper())
-
-
-def _string(spec: FieldSpec) -> tuple[Converter | None, Converter]:
-    """(converter of a stripped str, or None to keep it as is; converter of other values)."""
-    name = spec.name
-    convert: Converter | None = {
-        Norm.AS_WRITTEN: None,
-        Norm.INTERNED: sys.intern,
-        Norm.LOWER: str.lower,
-        Norm.LOWER_INTERNED: _lower_interned,
-        Norm.UPPER: _upper_interned,
-        Norm.HOST: partial(_host, name),
-        Norm.URL: partial(_url, name),
-    }[spec.norm]
-
-    def other(value: object) -> object:
-        text = _text(name, value).strip()
-        return text if convert is None else convert(text)
-
-    return convert, other
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _url(name: str, text: str) -> str:
@@ -225,100 +218,98 @@ def _url(name: str, text: str) -> str:
         netloc = f"{userinfo}@{netloc}"
     if port is not None and port != _DEFAULT_PORTS.get(scheme):
         netloc = f"{netloc}:{port}"
-    path = parts.path.rstrip("/")
     query = f"?{parts.query}" if parts.query else ""
-    return f"{scheme}://{netloc}{path}{query}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}{query}"
 
 
-def _enum(spec: FieldSpec) -> tuple[Converter, Converter]:
+def _string(spec: FieldSpec) -> Converter | None:
+    return {
+        Norm.AS_WRITTEN: None,
+        Norm.INTERNED: sys.intern,
+        Norm.LOWER: str.lower,
+        Norm.LOWER_INTERNED: _lower_interned,
+        Norm.UPPER: _upper_interned,
+        Norm.HOST: partial(_host, spec.name),
+        Norm.URL: partial(_url, spec.name),
+    }[spec.norm]
+
+
+def _enum(spec: FieldSpec) -> Converter:
     name = spec.name
-    canonical = {sys.intern(v): v for v in spec.values}
+    canonical = {v.lower(): v for v in spec.values}
     expected = ", ".join(sorted(spec.values))
 
-    def convert(s: str) -> str:
-        value = canonical.get(s) or canonical.get(s.lower())
+    def convert(text: str) -> str:
+        value = canonical.get(text.lower())
         if value is None:
-            raise RowError(name, f"unknown value '{printable(s)}' (expected one of: {expected})")
+            raise RowError(name, f"unknown value '{printable(text)}' (expected one of: {expected})")
         return value
 
-    def other(value: object) -> str:
-        return convert(_text(name, value))
-
-    return convert, other
+    return convert
 
 
-def _count(spec: FieldSpec) -> tuple[Converter, Converter]:
+def _checked_count(name: str, value: int | Decimal) -> int:
+    if value < 0:
+        raise RowError(name, f"must be >= 0, got {printable(str(value))}")
+    if value > MAX_INT:
+        raise RowError(name, f"too large (max {MAX_INT})")
+    return int(value)
+
+
+def _count(spec: FieldSpec) -> Converter:
     name = spec.name
 
-    def checked(value: int | Decimal) -> int:
-        if value < 0:
-            raise RowError(name, f"must be >= 0, got {printable(str(value))}")
-        if value > MAX_INT:
-            raise RowError(name, f"too large (max {MAX_INT})")
-        return int(value)
-
-    def convert(s: str) -> int:
-        digits = s[1:] if s[0] == "-" else s
+    def convert(text: str) -> int:
+        digits = text[1:] if text[0] == "-" else text
         if not (digits.isdigit() and digits.isascii()):
-            raise RowError(name, f"not an integer: '{printable(s)}'")
-        if len(digits) > 19:  # too large either way; int() of huge text is slow
-            return checked(Decimal(s))
-        return checked(int(s))
+            raise RowError(name, f"not an integer: '{printable(text)}'")
+        # Long digit strings go through Decimal: int() is limited to 4300 digits.
+        return _checked_count(name, int(text) if len(digits) < 19 else Decimal(text))
 
-    def other(value: object) -> int:
-        if type(value) is int:
-            return checked(value)
-        if isinstance(value, Decimal):
-            if not value.is_finite() or value != value.to_integral_value():
-                raise RowError(name, f"not an integer: {printable(str(value))}")
-            return checked(value)
-        raise RowError(name, f"expected an integer, got {_kind(value)}")
-
-    return convert, other
+    return convert
 
 
-def _bool(spec: FieldSpec) -> tuple[Converter, Converter]:
+def _json_count(name: str, value: object) -> int:
+    if type(value) is int:
+        return _checked_count(name, value)
+    if isinstance(value, Decimal):
+        if not value.is_finite() or value != value.to_integral_value():
+            raise RowError(name, f"not an integer: {printable(str(value))}")
+        return _checked_count(name, value)
+    raise RowError(name, f"expected an integer, got {_kind(value)}")
+
+
+def _bool(spec: FieldSpec) -> Converter:
     name = spec.name
 
-    def convert(s: str) -> bool:
-        value = _BOOLS.get(s)
+    def convert(text: str) -> bool:
+        value = _BOOLS.get(text.lower())
         if value is None:
-            value = _BOOLS.get(s.lower())
-            if value is None:
-                raise RowError(name, f"expected true, false, 1 or 0, got '{printable(s)}'")
+            raise RowError(name, f"expected true, false, 1 or 0, got '{printable(text)}'")
         return value
 
-    def other(value: object) -> bool:
-        if type(value) is bool:
-            return value
-        if type(value) is int and value in (0, 1):
-            return value == 1
-        raise RowError(name, f"expected true, false, 1 or 0, got {_kind(value)}")
-
-    return convert, other
+    return convert
 
 
-def _datetime(spec: FieldSpec) -> tuple[Converter, Converter]:
+def _json_bool(name: str, value: object) -> bool:
+    if type(value) is bool:
+        return value
+    if type(value) is int and value in (0, 1):
+        return value == 1
+    raise RowError(name, f"expected true, false, 1 or 0, got {_kind(value)}")
+
+
+def _datetime(spec: FieldSpec) -> Converter:
     name = spec.name
 
-    def convert(s: str) -> datetime:
-        cached = _datetime_cache.get(s)
-        if cached is not None:
-            return cached
+    def convert(text: str) -> datetime:
         try:
-            value = datetime.fromisoformat(s)
-            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            value = datetime.fromisoformat(text)
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         except (ValueError, OverflowError):
-            raise RowError(name, f"not an ISO 8601 date or datetime: '{printable(s)}'") from None
-        if len(_datetime_cache) >= _CACHE_MAX:
-            _datetime_cache.clear()
-        _datetime_cache[s] = value
-        return value
+            raise RowError(name, f"not an ISO 8601 date or datetime: '{printable(text)}'") from None
 
-    def other(value: object) -> datetime:
-        raise RowError(name, f"expected an ISO 8601 string, got {_kind(value)}")
-
-    return convert, other
+    return convert
 
 
 def _items(name: str, value: object) -> list[str]:
@@ -337,15 +328,19 @@ def _items(name: str, value: object) -> list[str]:
 
 
 def _ip(name: str, text: str) -> str:
-    if _IPV4.fullmatch(text):  # already in normalized form
+    try:  # the common case: a dotted quad accepted by inet_pton is in normalized form
+        inet_pton(AF_INET, text)
         return text
+    except (OSError, ValueError):
+        pass
     try:
         return ipaddress.ip_address(text).compressed
     except ValueError:
         raise RowError(name, f"invalid IP address '{printable(text)}'") from None
 
 
-def _ip_list(spec: FieldSpec) -> tuple[Converter, Converter]:
+def _ip_list(spec: FieldSpec) -> Converter:
+    """Converter of ``;``-separated text or a JSON array to distinct IPs, in order."""
     name = spec.name
 
     def convert(value: object) -> tuple[str, ...]:
@@ -353,29 +348,21 @@ def _ip_list(spec: FieldSpec) -> tuple[Converter, Converter]:
             return (_ip(name, value),)
         return tuple(dict.fromkeys(_ip(name, text) for text in _items(name, value)))
 
-    return convert, convert
+    return convert
 
 
-def _modules(spec: FieldSpec) -> tuple[Converter, Converter]:
-    """Converter to (known modules, unknown names), both cached per distinct raw value."""
+def _modules(spec: FieldSpec) -> Converter:
+    """Converter of ``;``-separated text to (known modules, unknown names)."""
     name = spec.name
 
-    def convert(value: object) -> tuple[frozenset[str], frozenset[str]]:
-        key = value if isinstance(value, str) else tuple(_items(name, value))
-        cached = _modules_cache.get(key)
-        if cached is None:
-            texts = _items(name, key) if isinstance(key, str) else key
-            names = {text.lower() for text in texts}
-            cached = (frozenset(sys.intern(m) for m in names & MODULES), frozenset(names - MODULES))
-            if len(_modules_cache) >= _CACHE_MAX:
-                _modules_cache.clear()
-            _modules_cache[key] = cached
-        return cached
+    def convert(text: str) -> tuple[frozenset[str], frozenset[str]]:
+        names = {item.lower() for item in _items(name, text)}
+        return frozenset(sys.intern(n) for n in names & MODULES), frozenset(names - MODULES)
 
-    return convert, convert
+    return convert
 
 
-_FACTORIES: dict[FieldType, Callable[[FieldSpec], tuple[Converter | None, Converter]]] = {
+_CONVERTERS: dict[FieldType, Callable[[FieldSpec], Converter | None]] = {
     FieldType.STRING: _string,
     FieldType.ENUM: _enum,
     FieldType.DATETIME: _datetime,
@@ -385,25 +372,66 @@ _FACTORIES: dict[FieldType, Callable[[FieldSpec], tuple[Converter | None, Conver
     FieldType.MODULES: _modules,
 }
 
+
+def _compile(spec: FieldSpec, slot: int) -> _Compiled:
+    name, kind = spec.name, spec.type
+    convert = _CONVERTERS[kind](spec)
+    memo: dict[str, Any] | None = {} if spec.memoized else None
+
+    def from_text(text: str) -> Any:
+        if memo is not None:
+            value = memo.get(text)
+            return value if value is not None else _memo_miss(memo, convert, text)
+        return text if convert is None else convert(text)
+
+    def other(value: object) -> Any:
+        """Convert a JSON value other than a string."""
+        if kind is FieldType.COUNT:
+            return _json_count(name, value)
+        if kind is FieldType.BOOL:
+            return _json_bool(name, value)
+        if kind is FieldType.IP_LIST:
+            return convert(value)  # type: ignore[misc]
+        if kind is FieldType.MODULES:
+            return from_text(";".join(_items(name, value)))
+        if kind is FieldType.DATETIME:
+            raise RowError(name, f"expected an ISO 8601 string, got {_kind(value)}")
+        if type(value) is int or isinstance(value, Decimal):  # a number is taken as its text
+            return from_text(str(value))
+        raise RowError(name, f"expected a string, got {_kind(value)}")
+
+    return slot, memo, convert, other
+
+
 # Rows are built as the positional arguments of Observation (much faster than keywords):
-# one slot per dataclass field, then two slots for the row-only fields tenant and source.
-_SLOTS: dict[str, int] = {f.name: i for i, f in enumerate(dataclass_fields(Observation))}
-_SLOTS["tenant"], _SLOTS["source_field"] = len(_SLOTS), len(_SLOTS) + 1
-_ABSENT: Any = object()  # a slot that has no value and no static default
-_TEMPLATE: list[Any] = [
-    _ABSENT if f.default is MISSING else f.default for f in dataclass_fields(Observation)
-] + [None, None]
+# one slot per dataclass field, then the slots of the path-checked fields tenant, source.
+_OBS_FIELDS = dataclass_fields(Observation)
+_SLOTS = {f.name: i for i, f in enumerate(_OBS_FIELDS)}
+_PATH_SLOTS = {"tenant": len(_SLOTS), "source": len(_SLOTS) + 1}
+_ABSENT: Any = object()  # no value and no static default
+_TEMPLATE: list[Any] = [_ABSENT if f.default is MISSING else f.default for f in _OBS_FIELDS]
+_TEMPLATE += [None, None]
 for _name in ("modules", "has_findings", "ot_level"):  # computed defaults
     _TEMPLATE[_SLOTS[_name]] = _ABSENT
-_SOURCE, _DAY, _PATH, _LINE = (_SLOTS[n] for n in ("source", "day", "path", "line"))
-_OBSERVED_AT, _ASSET_TYPE, _MODULES = (_SLOTS[n] for n in ("observed_at", "asset_type", "modules"))
-_VULN_COUNT, _HAS_FINDINGS, _OT_LEVEL = (
-    _SLOTS[n] for n in ("vuln_count", "has_findings", "ot_level")
+_SOURCE, _DAY, _PATH, _LINE, _OBSERVED_AT, _ASSET_TYPE, _MODULES, _VULNS, _FINDINGS, _OT = (
+    _SLOTS[n]
+    for n in (
+        "source",
+        "day",
+        "path",
+        "line",
+        "observed_at",
+        "asset_type",
+        "modules",
+        "vuln_count",
+        "has_findings",
+        "ot_level",
+    )
 )
-
-#: name -> (argument slot, converter of a stripped str or None, converter of other values)
-_CONVERTERS: dict[str, tuple[int, Converter | None, Converter]] = {
-    spec.name: (_SLOTS[spec.target or "source_field"], *_FACTORIES[spec.type](spec))
+_FIELD_TABLE: dict[str, _Compiled] = {
+    spec.name: _compile(
+        spec, _PATH_SLOTS[spec.name] if spec.path_check else _SLOTS[spec.attr or spec.name]
+    )
     for spec in FIELDS
 }
 
@@ -453,39 +481,116 @@ def normalize(
     added to ``warnings``. Empty (or blank) strings and JSON nulls are absent values.
     """
     args = _TEMPLATE.copy()
-    converters = _CONVERTERS
+    table = _FIELD_TABLE
     for name, value in raw.items():
-        entry = converters.get(name)
+        entry = table.get(name)
         if entry is None or value is None:
             continue
-        slot, convert_str, convert_other = entry
+        slot, memo, convert, other = entry
         if type(value) is str:
             if len(value) > max_field_chars or not value.isascii():
                 _check_text(name, value, max_field_chars)
-            value = value.strip()
-            if value:
-                args[slot] = value if convert_str is None else convert_str(value)
+            if memo is not None:
+                converted = memo.get(value)
+                if converted is None:
+                    converted = _memo_miss(memo, convert, value)
+                    if converted is None:
+                        continue
+                args[slot] = converted
+            else:
+                value = value.strip()
+                if value:
+                    args[slot] = value if convert is None else convert(value)
         else:
             if type(value) is list:
                 _check_list(name, value, max_field_chars)
-            args[slot] = convert_other(value)
-    source = args.pop()
-    if source is not None and source.lower() != ref.source:
-        raise RowError("source", f"'{printable(source)}' is not the path's source '{ref.source}'")
-    tenant = args.pop()
-    if tenant is not None and tenant != ref.tenant:
-        raise RowError("tenant", f"'{printable(tenant)}' is not the path's tenant '{ref.tenant}'")
+            args[slot] = other(value)
+    return _observation(args, ref, line, warnings)
+
+
+#: The known columns of a CSV header: (name, cell index, slot, memo lookup or None,
+#: converter: of a text missing from the memo, or of any text when there is no memo).
+Column = tuple[str, int, int, "Callable[[str], Any] | None", "Converter | None"]
+Columns = tuple[Column, ...]
+
+
+def csv_columns(header: Sequence[str]) -> Columns:
+    """Compile a CSV header for :func:`normalize_cells` (unknown columns are left out)."""
+    columns: list[Column] = []
+    for index, name in enumerate(header):
+        if name in _FIELD_TABLE:
+            slot, memo, convert, _ = _FIELD_TABLE[name]
+            if memo is None:
+                columns.append((name, index, slot, None, convert))
+            else:
+                columns.append((name, index, slot, memo.get, partial(_memo_miss, memo, convert)))
+    return tuple(columns)
+
+
+def normalize_cells(
+    columns: Columns,
+    cells: Sequence[str],
+    ref: FileRef,
+    line: int,
+    *,
+    warnings: RowWarnings | None = None,
+    max_field_chars: int = MAX_FIELD_CHARS,
+    checked: bool = False,
+) -> Observation:
+    """:func:`normalize` of ``dict(zip(header, cells))``, faster, for CSV rows.
+
+    ``checked``: the caller knows every cell is ASCII and at most ``max_field_chars`` long.
+    """
+    if not checked:
+        for name, index, *_ in columns:
+            value = cells[index]
+            if len(value) > max_field_chars or not value.isascii():
+                _check_text(name, value, max_field_chars)
+    args = _TEMPLATE.copy()
+    for _name, index, slot, lookup, convert in columns:
+        value = cells[index]
+        if not value:
+            continue
+        if lookup is not None:
+            converted = lookup(value)
+            if converted is None:
+                converted = convert(value)  # type: ignore[misc]
+                if converted is None:
+                    continue
+            args[slot] = converted
+        else:
+            value = value.strip()
+            if value:
+                args[slot] = value if convert is None else convert(value)
+    return _observation(args, ref, line, warnings)
+
+
+def _observation(
+    args: list[Any], ref: FileRef, line: int, warnings: RowWarnings | None
+) -> Observation:
+    """Check the row against its path, apply the computed defaults, build and classify."""
+    row_source = args.pop()
+    if row_source is not None and row_source != ref.source:
+        raise RowError(
+            "source", f"'{printable(row_source)}' is not the path's source '{ref.source}'"
+        )
+    row_tenant = args.pop()
+    if row_tenant is not None and row_tenant != ref.tenant:
+        raise RowError(
+            "tenant", f"'{printable(row_tenant)}' is not the path's tenant '{ref.tenant}'"
+        )
     if args[_ASSET_TYPE] is _ABSENT:
         raise RowError("asset_type", "required")
-    args[_SOURCE], args[_DAY], args[_PATH], args[_LINE] = ref.source, ref.day, ref.key, line
-    midnight, low, high = _day_window(ref.day)
+    day = ref.day
+    args[_SOURCE], args[_DAY], args[_PATH], args[_LINE] = ref.source, day, ref.key, line
+    midnight, low, high = _day_window(day)
     observed_at = args[_OBSERVED_AT]
     if observed_at is _ABSENT:
         args[_OBSERVED_AT] = midnight
     elif not low <= observed_at < high:
         raise RowError(
             "observed_at",
-            f"UTC date {observed_at.date()} is more than one day from the file's date {ref.day}",
+            f"UTC date {observed_at.date()} is more than one day from the file's date {day}",
         )
     modules = args[_MODULES]
     if modules is _ABSENT:
@@ -494,12 +599,12 @@ def normalize(
         args[_MODULES], unknown = modules
         if unknown and warnings is not None:
             warnings.unknown_modules.update(unknown)
-    vuln_count = args[_VULN_COUNT]
+    vuln_count = args[_VULNS]
     findings = vuln_count is not None and vuln_count > 0
-    if args[_HAS_FINDINGS] is _ABSENT:
-        args[_HAS_FINDINGS] = findings
-    if args[_OT_LEVEL] is _ABSENT:
-        args[_OT_LEVEL] = "vulnerable" if findings else "basic"
+    if args[_FINDINGS] is _ABSENT:
+        args[_FINDINGS] = findings
+    if args[_OT] is _ABSENT:
+        args[_OT] = "vulnerable" if findings else "basic"
     obs = Observation(*args)
     classify(obs)
     return obs

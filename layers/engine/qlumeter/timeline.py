@@ -16,7 +16,7 @@ from datetime import date, timedelta
 
 from .config import Subscription
 from .correlation import IpIndex, UnionFind
-from .observation import Kind, Observation
+from .observation import Kind, Observation, host_strong_ids
 from .paths import FileRef
 from .vocabulary import INVENTORY_ONLY_SOURCES
 
@@ -73,11 +73,9 @@ class ElementInfo:
         self.live: RunTracker | None = RunTracker() if track else None
         self.every: RunTracker | None = RunTracker() if track else None
 
-    def add(self, obs: Observation, marks: Sequence[Mark]) -> None:
-        for bit, mark in enumerate(marks):
-            if mark(obs):
-                self.flags |= 1 << bit
-        self.latest[obs.slot()] = obs
+    def add(self, obs: Observation, flags: int) -> None:
+        self.flags |= flags
+        self.latest[obs.slot] = obs
         if self.every is not None and self.live is not None:
             self.every.add(obs)
             if obs.source not in INVENTORY_ONLY_SOURCES:
@@ -94,8 +92,25 @@ class HostDay:
         self.flags = 0
         self.infos: list[ElementInfo] = []
         self.latest: dict[str, Observation] = {}  # latest per slot, any day <= D
-        self.states: dict[str, Observation] = {}
+        self.states: dict[str, Observation] = _NO_STATES  # replaced when it gets one
         self.purged = False
+
+    def absorb(self, info: ElementInfo) -> None:
+        """Add one identifier's contribution; a single one's ``latest`` is shared, not copied."""
+        if not self.infos:
+            self.latest = info.latest
+        else:
+            if len(self.infos) == 1:
+                self.latest = dict(self.latest)
+            for obs in info.latest.values():
+                _keep_latest(self.latest, obs)
+        self.flags |= info.flags
+        self.infos.append(info)
+
+    def add_state(self, obs: Observation) -> None:
+        if self.states is _NO_STATES:
+            self.states = {}
+        _keep_latest(self.states, obs)
 
     def ghost(self) -> bool:
         """Latest observations per source report both counts, and neither is non-zero."""
@@ -112,8 +127,11 @@ class HostDay:
         return ports and vulns
 
 
+_NO_STATES: dict[str, Observation] = {}
+
+
 def _keep_latest(states: dict[str, Observation], obs: Observation) -> None:
-    slot = obs.slot()
+    slot = obs.slot
     held = states.get(slot)
     if held is None or held.seq < obs.seq:
         states[slot] = obs
@@ -134,27 +152,12 @@ class DayView:
 class Timeline:
     """Observations of one tenant from ``start`` on, replayed in day order."""
 
-    def __init__(
-        self,
-        sub: Subscription,
-        start: date,
-        end: date,
-        files: Iterable[FileRef],
-        observations: Iterable[Observation],
-        marks: Sequence[Mark],
-    ) -> None:
-        self.sub, self.start, self.end, self.marks = sub, start, end, marks
+    def __init__(self, sub: Subscription, start: date, marks: Sequence[Mark]) -> None:
+        self.sub, self.start, self.marks = sub, start, marks
+        self.end = sub.end_date or date.max
         self.track_purge = sub.purge_rules.enabled
         self.file_days: dict[str, list[date]] = defaultdict(list)
-        for ref in files:
-            if start <= ref.day <= end:
-                self.file_days[ref.source].append(ref.day)
-        for days in self.file_days.values():
-            days[:] = sorted(set(days))
         self.by_day: dict[date, list[Observation]] = defaultdict(list)
-        for obs in observations:
-            if start <= obs.day <= end:
-                self.by_day[obs.day].append(obs)
         self.snapshots: dict[tuple[str, date], list[Observation]] = defaultdict(list)
         self.uf = UnionFind()
         self.ips = IpIndex()
@@ -163,9 +166,49 @@ class Timeline:
         self.other_latest: dict[str, dict[str, Observation]] = {}
         self.histories: dict[str, list[Observation]] = defaultdict(list)  # nodes, image scans
         self.last_seen: dict[tuple[str, str], date] = {}  # (source, cloud key) -> day
-        self.day: date | None = None
+        self.day: date | None = None  # the last day replayed
         self._today: list[Observation] = []
         self._seq = 0
+        self._mark_cache: dict[tuple[object, ...], int] = {}
+
+    def __getstate__(self) -> dict[str, object]:
+        """Checkpoint state: the marks (code) are attached again by ``attach``."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("marks", "_mark_cache")}
+        state["_today"] = []
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.marks, self._mark_cache = (), {}
+
+    def attach(self, marks: Sequence[Mark]) -> None:
+        self.marks = marks
+
+    def add(self, files: Iterable[FileRef], observations: Iterable[Observation]) -> int:
+        """Queue files and rows; those before ``start``, after ``end_date`` or of days
+        already replayed are left out. Returns how many rows came too late to add."""
+        first = self.start if self.day is None else self.day + timedelta(days=1)
+        for ref in files:
+            days = self.file_days[ref.source]
+            if first <= ref.day <= self.end and ref.day not in days:
+                bisect.insort(days, ref.day)
+        late = 0
+        for obs in observations:
+            if first <= obs.day <= self.end:
+                self.by_day[obs.day].append(obs)
+            elif self.start <= obs.day < first:
+                late += 1
+        return late
+
+    def compact(self) -> None:
+        """Drop snapshot rows that can no longer be any source's snapshot."""
+        assert self.day is not None
+        keep = {
+            source: self.snapshot_day(source, self.day) or self.day for source in self.file_days
+        }
+        for source, day in list(self.snapshots):
+            if day < keep.get(source, day):
+                del self.snapshots[(source, day)]
 
     # -- replay ---------------------------------------------------------------------------
 
@@ -188,21 +231,32 @@ class Timeline:
         if self.sub.mode(obs.source) == "snapshot":
             self.snapshots[(obs.source, obs.day)].append(obs)
         if obs.kind is Kind.HOST:
-            info = ElementInfo(self.track_purge)
             if obs.key is None:
+                info = ElementInfo(self.track_purge)
                 self.ip_only.append((obs, info))
             else:
-                self.uf.link(obs.strong_ids)
+                self.uf.link(host_strong_ids(obs))
                 self.ips.add(obs)
-                info = self.host_infos.setdefault(obs.key, info)
-            info.add(obs, self.marks)
+                info = self.host_infos.get(obs.key) or self.host_infos.setdefault(
+                    obs.key, ElementInfo(self.track_purge)
+                )
+            info.add(obs, self._flags(obs))
             return
         assert obs.key is not None
-        self.other_latest.setdefault(obs.key, {})[obs.slot()] = obs
+        self.other_latest.setdefault(obs.key, {})[obs.slot] = obs
         if obs.kind in (Kind.NODE, Kind.IMAGE_SCAN):
             bisect.insort(self.histories[obs.key], obs, key=lambda o: o.time_order)
         elif obs.kind is Kind.CLOUD:
             self.last_seen[(obs.source, obs.key)] = obs.day
+
+    def _flags(self, obs: Observation) -> int:
+        """The cumulative marks an observation sets (cached: they depend on few fields)."""
+        shape = (obs.source, obs.agent_id is None, obs.modules, obs.asset_type, obs.cloud_provider)
+        flags = self._mark_cache.get(shape)
+        if flags is None:
+            flags = sum(1 << bit for bit, mark in enumerate(self.marks) if mark(obs))
+            self._mark_cache[shape] = flags
+        return flags
 
     # -- the view of a day ------------------------------------------------------------------
 
@@ -241,13 +295,12 @@ class Timeline:
         attached = ((self.ips.attach(obs, uf), info) for obs, info in self.ip_only)
         for pairs in (elements, attached):
             for entity, info in pairs:
-                hd = host(entity)
-                hd.flags |= info.flags
-                hd.infos.append(info)
-                for obs in info.latest.values():
-                    _keep_latest(hd.latest, obs)
+                host(entity).absorb(info)
+        if delta:
+            for hd in hosts.values():
+                for obs in hd.latest.values():
                     if obs.source in delta:
-                        _keep_latest(hd.states, obs)
+                        hd.add_state(obs)
         others: dict[str, dict[str, Observation]] = {}
         for key, latest in self.other_latest.items():
             for obs in latest.values():
@@ -261,7 +314,7 @@ class Timeline:
                 continue
             for obs in self.snapshots.get((source, snap_day), ()):
                 if obs.kind is Kind.HOST:
-                    _keep_latest(hosts[self.entity_of(obs)].states, obs)
+                    hosts[self.entity_of(obs)].add_state(obs)
                 else:
                     assert obs.key is not None
                     _keep_latest(others.setdefault(obs.key, {}), obs)
@@ -274,8 +327,8 @@ class Timeline:
         return DayView(day, uf, hosts, others, today, self)
 
     def days(self, first: date, last: date) -> Iterable[DayView]:
-        """Replay from the timeline's start and yield the views of days ``first..last``."""
-        day = self.start
+        """Replay the days after the last one up to ``last``; yield views from ``first``."""
+        day = self.start if self.day is None else self.day + timedelta(days=1)
         while day <= last:
             self.advance(day)
             if day >= first:

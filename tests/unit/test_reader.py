@@ -1,0 +1,583 @@
+"""Streaming readers: formats, encodings, bad rows, unreadable files, bounded memory."""
+
+from __future__ import annotations
+
+import csv
+import gc
+import gzip
+import hashlib
+import io
+import json
+import os
+import tracemalloc
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qlumeter.observation import Observation
+from qlumeter.paths import FileRef, parse_key
+from qlumeter.reader import (
+    DEFAULT_LIMITS,
+    FileReport,
+    Limits,
+    Reject,
+    UnreadableFile,
+    iter_file,
+    read_file,
+)
+
+PREFIX = "inventory/tenant=acme/source=scanner/date=2026-01-05"
+HEADER = "asset_type,asset_id,fqdn,ip,modules,vuln_count,observed_at"
+CSV_ROWS = [
+    "host,A1,Web1.Example.com.,10.0.0.1;10.0.0.2,vmdr;pc,3,2026-01-05T10:00:00Z",
+    "host,A2,,10.0.0.3,vmdr,0,",
+    "host,A3,db.example.com,,,,2026-01-05",
+]
+OBJECTS: list[dict[str, Any]] = [
+    {"asset_type": "host", "asset_id": "A1", "fqdn": "Web1.Example.com.",
+     "ip": ["10.0.0.1", "10.0.0.2"], "modules": ["vmdr", "pc"], "vuln_count": 3,
+     "observed_at": "2026-01-05T10:00:00Z"},
+    {"asset_type": "host", "asset_id": "A2", "ip": "10.0.0.3", "modules": "vmdr",
+     "vuln_count": 0},
+    {"asset_type": "host", "asset_id": "A3", "fqdn": "db.example.com", "observed_at": "2026-01-05"},
+]  # fmt: skip
+
+
+def ref(name: str) -> FileRef:
+    return parse_key(f"{PREFIX}/{name}")
+
+
+def read(name: str, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
+    return read_file(ref(name), io.BytesIO(data), limits)
+
+
+def csv_bytes(*rows: str, header: str = HEADER, newline: str = "\n") -> bytes:
+    return newline.join([header, *rows, ""]).encode()
+
+
+def jsonl_bytes(*objects: object) -> bytes:
+    return "".join(json.dumps(o) + "\n" for o in objects).encode()
+
+
+def summary(observations: list[Observation]) -> list[tuple[Any, ...]]:
+    return [
+        (o.line, o.asset_id, o.fqdn, o.ips, o.modules, o.vuln_count, o.observed_at)
+        for o in observations
+    ]
+
+
+def unreadable(name: str, data: bytes, limits: Limits = DEFAULT_LIMITS) -> str:
+    observations, rejects, report = read(name, data, limits)
+    assert (observations, rejects) == ([], [])
+    assert report.status == "unreadable"
+    assert (report.rows, report.accepted, report.rejected) == (0, 0, 0)
+    assert report.checksum == hashlib.sha256(data).hexdigest()
+    assert report.reason
+    reason: str = report.reason
+    return reason
+
+
+# --- the three formats ---
+
+FORMATS = {
+    "a.csv": csv_bytes(*CSV_ROWS),
+    "a.jsonl": jsonl_bytes(*OBJECTS),
+    "a.json": json.dumps(OBJECTS, indent=2).encode(),
+}
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_formats_plain_and_gzip_give_the_same_rows(name: str, compress: bool) -> None:
+    data = gzip.compress(FORMATS[name]) if compress else FORMATS[name]
+    observations, rejects, report = read(name + (".gz" if compress else ""), data)
+    assert rejects == []
+    rows = [(a, f, ips, m, v, t) for _, a, f, ips, m, v, t in summary(observations)]
+    assert rows == [
+        ("A1", "web1.example.com", ("10.0.0.1", "10.0.0.2"), frozenset({"vmdr", "pc"}), 3,
+         observations[0].observed_at),
+        ("A2", None, ("10.0.0.3",), frozenset({"vmdr"}), 0, observations[1].observed_at),
+        ("A3", "db.example.com", (), frozenset(), None, observations[2].observed_at),
+    ]  # fmt: skip
+    assert [o.observed_at.isoformat() for o in observations] == [
+        "2026-01-05T10:00:00+00:00", "2026-01-05T00:00:00+00:00", "2026-01-05T00:00:00+00:00",
+    ]  # fmt: skip
+    assert all(o.path == f"tenant=acme/source=scanner/date=2026-01-05/{ref(name).name}."
+               f"{ref(name).fmt}" + (".gz" if compress else "") for o in observations)  # fmt: skip
+    assert report == FileReport(
+        path=observations[0].path, rows=3, accepted=3, rejected=0,
+        checksum=hashlib.sha256(data).hexdigest(),
+    )  # fmt: skip
+
+
+def test_line_numbers() -> None:
+    csv_lines = [o.line for o in read("a.csv", FORMATS["a.csv"])[0]]
+    jsonl_lines = [o.line for o in read("a.jsonl", FORMATS["a.jsonl"])[0]]
+    json_items = [o.line for o in read("a.json", FORMATS["a.json"])[0]]
+    assert csv_lines == [2, 3, 4]  # the header is line 1
+    assert jsonl_lines == [1, 2, 3]
+    assert json_items == [1, 2, 3]  # 1-based item index
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_utf8_bom_is_allowed(name: str) -> None:
+    observations, rejects, _ = read(name, b"\xef\xbb\xbf" + FORMATS[name])
+    assert len(observations) == 3 and rejects == []
+
+
+def test_crlf_line_endings() -> None:
+    observations, rejects, _ = read("a.csv", csv_bytes(*CSV_ROWS, newline="\r\n"))
+    assert rejects == [] and summary(observations) == summary(read("a.csv", FORMATS["a.csv"])[0])
+    jsonl = FORMATS["a.jsonl"].replace(b"\n", b"\r\n")
+    assert summary(read("a.jsonl", jsonl)[0]) == summary(read("a.jsonl", FORMATS["a.jsonl"])[0])
+
+
+def test_blank_lines_are_skipped_and_counted_as_lines() -> None:
+    data = csv_bytes("", CSV_ROWS[0], "   ", "", CSV_ROWS[1])
+    observations, rejects, report = read("a.csv", data)
+    assert rejects == [] and [o.line for o in observations] == [3, 6]
+    assert report.rows == 2
+    jsonl = b"\n" + jsonl_bytes(OBJECTS[0]) + b"  \r\n\n" + jsonl_bytes(OBJECTS[1])
+    observations, rejects, report = read("a.jsonl", jsonl)
+    assert rejects == [] and [o.line for o in observations] == [2, 5] and report.rows == 2
+
+
+def test_blank_lines_before_the_csv_header() -> None:
+    observations, rejects, _ = read("a.csv", b"\n\n" + FORMATS["a.csv"])
+    assert rejects == [] and [o.line for o in observations] == [4, 5, 6]
+
+
+def test_empty_jsonl_and_empty_json_array_have_no_rows() -> None:
+    assert read("a.jsonl", b"")[2].rows == 0
+    observations, rejects, report = read("a.json", b" [ ]\n")
+    assert (observations, rejects, report.status, report.rows) == ([], [], "ok", 0)
+
+
+# --- bad rows ---
+
+
+def test_a_bad_row_among_good_ones_loses_no_good_row() -> None:
+    data = csv_bytes(CSV_ROWS[0], "host,A9,,,,-5,", CSV_ROWS[1], "host,A8,,,,1.5,", CSV_ROWS[2])
+    observations, rejects, report = read("a.csv", data)
+    assert [o.asset_id for o in observations] == ["A1", "A2", "A3"]
+    key = ref("a.csv").key
+    assert rejects == [
+        Reject(key, 3, "vuln_count", "must be >= 0, got -5"),
+        Reject(key, 5, "vuln_count", "not an integer: '1.5'"),
+    ]
+    assert (report.rows, report.accepted, report.rejected) == (5, 3, 2)
+
+
+def test_iter_file_yields_in_file_order_and_fills_the_report() -> None:
+    data = jsonl_bytes(OBJECTS[0], {"asset_type": "nope"}, OBJECTS[1], [1], OBJECTS[2])
+    report = FileReport(path="x")
+    items = list(iter_file(ref("a.jsonl"), io.BytesIO(data), report))
+    assert [(type(i).__name__, i.line) for i in items] == [
+        ("Observation", 1), ("Reject", 2), ("Observation", 3), ("Reject", 4), ("Observation", 5),
+    ]  # fmt: skip
+    assert (report.rows, report.accepted, report.rejected) == (5, 3, 2)
+    assert report.checksum == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ("host,A1,x", "3 cells, the header has 7"),
+        ("host,A1,,,,,,extra", "8 cells, the header has 7"),
+    ],
+)
+def test_csv_row_with_the_wrong_number_of_cells(row: str, reason: str) -> None:
+    observations, rejects, _ = read("a.csv", csv_bytes(row, CSV_ROWS[0]))
+    assert rejects == [Reject(ref("a.csv").key, 2, "_row", reason)]
+    assert [o.line for o in observations] == [3]
+
+
+def test_csv_quoted_field_over_several_lines() -> None:
+    data = csv_bytes('host,A1,"web.\nexample.com",,,,', CSV_ROWS[1])
+    observations, rejects, _ = read("a.csv", data)
+    assert rejects == []
+    assert [(o.line, o.fqdn) for o in observations] == [(2, "web.\nexample.com"), (4, None)]
+
+
+def test_csv_formula_cells_are_plain_text() -> None:
+    data = csv_bytes('host,=HYPERLINK("x"),@sum,+1,,,', "host,A2,,,,-5,")
+    rejects = read("a.csv", data)[1]
+    assert rejects[0].line == 2 and rejects[0].field == "ip"  # "+1" is not an IP
+    assert rejects[1] == Reject(ref("a.csv").key, 3, "vuln_count", "must be >= 0, got -5")
+    data = csv_bytes('host,=HYPERLINK("x"),@sum,,,,')
+    (obs,) = read("a.csv", data)[0]
+    assert (obs.asset_id, obs.fqdn) == ('=HYPERLINK("x")', "@sum")
+
+
+def test_unknown_columns_keys_and_modules_are_warned_once() -> None:
+    data = csv_bytes("host,A1,,,vmdr;zz,,,red,1", "host,A2,,,yy;zz,,,blue,2",
+                     header=HEADER + ",colour,Size")  # fmt: skip
+    _, _, report = read("a.csv", data)
+    assert report.warnings == [
+        "unknown columns ignored: Size, colour", "unknown modules ignored: yy, zz",
+    ]  # fmt: skip
+    data = jsonl_bytes({**OBJECTS[0], "b": 1}, {**OBJECTS[1], "a": 2, "b": 3})
+    assert read("a.jsonl", data)[2].warnings == ["unknown keys ignored: a, b"]
+    assert read("a.json", json.dumps([{**OBJECTS[0], "c": 1}]).encode())[2].warnings == [
+        "unknown keys ignored: c"
+    ]
+
+
+def test_warnings_about_invalid_utf8_names_are_printable() -> None:
+    data = (HEADER + ",b").encode() + b"\xe9\xff\n" + (CSV_ROWS[0] + ",1\n").encode()
+    observations, _, report = read("a.csv", data)
+    assert len(observations) == 1
+    assert report.warnings == ["unknown columns ignored: b\\udce9\\udcff"]
+    report.warnings[0].encode("utf-8")  # storable as is
+
+
+def test_jsonl_bad_lines_are_rejected_rows() -> None:
+    data = b"\n".join(
+        [
+            b"{not json",
+            b"[1, 2]",
+            b'"text"',
+            b"[" * 100_000 + b"]" * 100_000,
+            json.dumps(OBJECTS[0]).encode(),
+        ]
+    )
+    observations, rejects, _ = read("a.jsonl", data)
+    assert [(r.line, r.field) for r in rejects] == [
+        (1, "_row"),
+        (2, "_row"),
+        (3, "_row"),
+        (4, "_row"),
+    ]
+    assert rejects[0].reason.startswith("not valid JSON: Expecting property name")
+    assert rejects[1].reason == rejects[2].reason == "not a JSON object"
+    assert rejects[3].reason.startswith("not valid JSON")
+    assert [o.line for o in observations] == [5]
+
+
+def test_json_array_items_that_are_not_objects_are_rejected_rows() -> None:
+    data = json.dumps([OBJECTS[0], 5, "x", None, [], OBJECTS[1]]).encode()
+    observations, rejects, _ = read("a.json", data)
+    assert [o.line for o in observations] == [1, 6]
+    assert [(r.line, r.reason) for r in rejects] == [(i, "not a JSON object") for i in (2, 3, 4, 5)]
+
+
+def test_json_array_deeply_nested_item_is_a_rejected_row() -> None:
+    data = b"[" + b"[" * 100_000 + b"]" * 100_000 + b"," + json.dumps(OBJECTS[0]).encode() + b"]"
+    observations, rejects, _ = read("a.json", data)
+    assert [(r.line, r.reason) for r in rejects] == [(1, "not valid JSON: nested too deeply")]
+    assert [o.line for o in observations] == [2]
+
+
+def test_json_array_integer_over_the_digit_limit_is_a_rejected_row() -> None:
+    data = b'[{"vuln_count": ' + b"9" * 5000 + b"}, " + json.dumps(OBJECTS[0]).encode() + b"]"
+    observations, rejects, _ = read("a.json", data)
+    assert rejects[0].line == 1 and rejects[0].reason.startswith("not valid JSON")
+    assert [o.line for o in observations] == [2]
+
+
+def test_json_array_read_across_chunks() -> None:
+    objects = [{**OBJECTS[1], "asset_id": f"A{i}", "pad": "x" * (i % 97)} for i in range(3000)]
+    numbers = list(range(10**12, 10**12 + 6000))  # some number straddles a chunk boundary
+    data = json.dumps([*objects, *numbers]).encode()
+    assert len(data) > 4 * 65536
+    observations, rejects, report = read("a.json", data)
+    assert [o.asset_id for o in observations] == [f"A{i}" for i in range(3000)]
+    assert len(rejects) == 6000 and report.rows == 9000
+
+
+def test_json_array_with_multibyte_text_across_chunks() -> None:
+    objects = [{**OBJECTS[1], "asset_id": f"é{i}€"} for i in range(5000)]
+    observations, rejects, _ = read("a.json", json.dumps(objects, ensure_ascii=False).encode())
+    assert rejects == [] and [o.asset_id for o in observations] == [f"é{i}€" for i in range(5000)]
+
+
+# --- limits ---
+
+SMALL = Limits(max_line_bytes=200)
+
+
+def test_over_long_line_is_skipped_and_rejected() -> None:
+    long_row = "host,A9," + "x" * 1000 + ",,,,"
+    observations, rejects, report = read(
+        "a.csv", csv_bytes(CSV_ROWS[0], long_row, CSV_ROWS[1]), SMALL
+    )
+    assert rejects == [Reject(ref("a.csv").key, 3, "_row", "line longer than 200 bytes")]
+    assert [o.line for o in observations] == [2, 4] and report.rows == 3
+    jsonl = jsonl_bytes(OBJECTS[0], {"asset_type": "host", "asset_id": "x" * 1000}, OBJECTS[1])
+    observations, rejects, _ = read("a.jsonl", jsonl, SMALL)
+    assert [(r.line, r.reason) for r in rejects] == [(2, "line longer than 200 bytes")]
+    assert [o.line for o in observations] == [1, 3]
+
+
+def test_over_long_last_line_without_newline() -> None:
+    observations, rejects, _ = read("a.jsonl", jsonl_bytes(OBJECTS[0]) + b"{" + b" " * 500, SMALL)
+    assert [o.line for o in observations] == [1] and [r.line for r in rejects] == [2]
+
+
+def test_over_long_csv_header_makes_the_file_unreadable() -> None:
+    data = csv_bytes(CSV_ROWS[0], header=HEADER + "," + "x" * 300)
+    assert unreadable("a.csv", data, SMALL) == "CSV header longer than 200 bytes"
+
+
+def test_over_long_json_array_item_is_skipped_and_rejected() -> None:
+    big = {"asset_type": "host", "asset_id": "x" * 1000, "nested": [{"a": ']}\\"'}]}
+    data = json.dumps([OBJECTS[0], big, OBJECTS[1], "y" * 1000, OBJECTS[2]]).encode()
+    observations, rejects, _ = read("a.json", data, SMALL)
+    assert [(r.line, r.reason) for r in rejects] == [
+        (2, "item longer than 200 characters"), (4, "item longer than 200 characters"),
+    ]  # fmt: skip
+    assert [o.line for o in observations] == [1, 3, 5]
+
+
+def test_field_over_max_field_chars_rejects_the_row_with_its_field() -> None:
+    limits = Limits(max_field_chars=50)
+    data = csv_bytes(CSV_ROWS[0], "host,A9," + "f" * 51 + ",,,,", CSV_ROWS[1])
+    observations, rejects, _ = read("a.csv", data, limits)
+    assert rejects == [Reject(ref("a.csv").key, 3, "fqdn", "longer than 50 characters")]
+    assert len(observations) == 2
+    data = jsonl_bytes({"asset_type": "host", "asset_id": "i" * 51})
+    assert read("a.jsonl", data, limits)[1][0].field == "asset_id"
+
+
+def test_long_field_spread_over_lines_is_checked() -> None:
+    limits = Limits(max_field_chars=50)
+    data = csv_bytes('host,A1,"' + "a" * 30 + "\n" + "b" * 30 + '",,,,')
+    assert read("a.csv", data, limits)[1][0].field == "fqdn"
+
+
+def test_csv_field_over_the_csv_module_limit_rejects_the_row_not_the_file() -> None:
+    huge = "x" * (csv.field_size_limit() + 1)
+    data = csv_bytes(CSV_ROWS[0], f"host,A9,{huge},,,,", CSV_ROWS[1])
+    observations, rejects, report = read("a.csv", data)
+    assert report.status == "ok" and [o.line for o in observations] == [2, 4]
+    assert [(r.line, r.field) for r in rejects] == [(3, "_row")]
+    assert rejects[0].reason.startswith("CSV error: field larger than field limit")
+
+
+@pytest.mark.parametrize("name", ["a.csv", "a.jsonl", "a.json"])
+def test_invalid_utf8_in_a_field_rejects_the_row(name: str) -> None:
+    good = FORMATS[name]
+    bad = good.replace(b"A2", b"A\xff2")
+    observations, rejects, _ = read(name, bad)
+    assert [(r.line, r.field, r.reason) for r in rejects] == [
+        (observations[0].line + 1, "asset_id", "not valid UTF-8")
+    ]
+    assert [o.asset_id for o in observations] == ["A1", "A3"]
+
+
+# --- unreadable files ---
+
+
+@pytest.mark.parametrize("name", ["a.csv.gz", "a.jsonl.gz", "a.json.gz"])
+def test_random_bytes_with_gz_are_not_gzip(name: str) -> None:
+    assert unreadable(name, os.urandom(2000)).startswith("invalid gzip file: Not a gzipped file")
+
+
+def test_plain_file_named_gz_is_not_gzip() -> None:
+    assert unreadable("a.csv.gz", FORMATS["a.csv"]).startswith("invalid gzip file")
+
+
+def test_truncated_gzip() -> None:
+    data = gzip.compress(FORMATS["a.jsonl"] * 50)
+    assert unreadable("a.jsonl.gz", data[: len(data) // 2]) == "truncated gzip file"
+
+
+def test_corrupt_gzip_data() -> None:
+    data = bytearray(gzip.compress(FORMATS["a.jsonl"] * 50))
+    data[20:40] = b"\xff" * 20
+    assert unreadable("a.jsonl.gz", bytes(data)).startswith("corrupt gzip data: Error -3")
+
+
+def test_gzip_with_a_wrong_crc() -> None:
+    data = bytearray(gzip.compress(FORMATS["a.jsonl"]))
+    data[-8] ^= 1
+    assert unreadable("a.jsonl.gz", bytes(data)).startswith("invalid gzip file: CRC check failed")
+
+
+def test_gzip_with_trailing_garbage() -> None:
+    assert unreadable("a.csv.gz", gzip.compress(FORMATS["a.csv"]) + b"garbage!").startswith(
+        "invalid gzip file"
+    )
+
+
+def _zeros_gzip(size: int, chunk: int = 1 << 20) -> bytes:
+    """``size`` zero bytes gzip-compressed, built in chunks (small in memory)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(chunk)
+    parts = [compressor.compress(zeros) for _ in range(size // chunk)]
+    return b"".join([*parts, compressor.flush()])
+
+
+def test_gzip_bomb_over_the_ratio_is_unreadable() -> None:
+    bomb = _zeros_gzip(100 << 20)
+    assert len(bomb) < 200_000
+    limits = Limits(gzip_ratio_after_bytes=1 << 20)
+    assert unreadable("a.csv.gz", bomb, limits) == "gzip compression ratio over 200"
+
+
+def test_gzip_over_the_decompressed_size_is_unreadable() -> None:
+    data = gzip.compress(FORMATS["a.jsonl"] * 2000)
+    limits = Limits(max_decompressed_bytes=100_000)
+    assert unreadable("a.jsonl.gz", data, limits) == (
+        "gzip data larger than 100000 bytes decompressed"
+    )
+    assert read("a.jsonl.gz", data)[2].accepted == 6000
+
+
+def test_ratio_is_not_enforced_below_its_threshold() -> None:
+    data = gzip.compress(csv_bytes(*CSV_ROWS) + b"\n" * 500_000)
+    assert len(data) * 200 < 500_000 + 500
+    assert read("a.csv.gz", data)[2].accepted == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty file"),
+        (b"  \n", "empty file"),
+        (b'{"asset_type": "host"}', "top-level JSON value is not an array"),
+        (b"[{}, {}", "JSON array: expected ',' or ']' after item 2, found the end of the file"),
+        (b"[{}, {} {}]", "JSON array: expected ',' or ']' after item 2, found '{'"),
+        (b"[{}, ]", "JSON array broken at item 2: Expecting value"),
+        (b'[{"a": }]', "JSON array broken at item 1: Expecting value"),
+        (b'[{"a": "b}]', "JSON array broken at item 1: Unterminated string"),
+        (b"[{}] [", "data after the JSON array"),
+    ],
+)
+def test_broken_json_arrays_are_unreadable(data: bytes, reason: str) -> None:
+    assert unreadable("a.json", data).startswith(reason)
+
+
+def test_truncated_long_json_array_item_is_unreadable() -> None:
+    data = b'[{"asset_id": "' + b"x" * 1000
+    assert unreadable("a.json", data, SMALL) == "truncated JSON array"
+
+
+def test_json_array_with_a_short_broken_item_in_a_long_file_is_unreadable() -> None:
+    data = b'[{"a": tru}, ' + b'{"b": "' + b"y" * 1000 + b'"}]'
+    assert unreadable("a.json", data, SMALL).startswith("JSON array broken at item 1")
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "CSV file has no header row"),
+        (b"\n \n", "CSV file has no header row"),
+        (
+            b"asset_type,asset_id,asset_type\nhost,A1,host\n",
+            "duplicate CSV header columns: asset_type",
+        ),
+    ],
+)
+def test_unreadable_csv(data: bytes, reason: str) -> None:
+    assert unreadable("a.csv", data) == reason
+
+
+def test_unreadable_file_counts_none_of_its_rows() -> None:
+    data = FORMATS["a.json"][:-5]  # good items, then the array breaks
+    report = FileReport(path="x")
+    seen = []
+    with pytest.raises(UnreadableFile):
+        seen.extend(iter_file(ref("a.json"), io.BytesIO(data), report))
+    assert len(seen) == 2  # streamed before the break...
+    assert read("a.json", data)[0] == []  # ...but read_file keeps none of them
+
+
+def test_read_file_restores_the_garbage_collector_state() -> None:
+    assert gc.isenabled()
+    read("a.csv", FORMATS["a.csv"])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        read("a.csv", FORMATS["a.csv"])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+# --- memory stays flat in file size ---
+
+
+class _Generated(io.RawIOBase):
+    """A large file produced on the fly: never held in memory."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            self._pending = next(self._chunks, b"")
+            if not self._pending:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def _peak_while_streaming(
+    name: str, chunks: Iterator[bytes], limits: Limits = DEFAULT_LIMITS
+) -> int:
+    tracemalloc.start()
+    try:
+        report = FileReport(path=name)
+        for _ in iter_file(ref(name), io.BufferedReader(_Generated(chunks)), report, limits):
+            pass
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_is_flat_for_a_large_json_array() -> None:
+    item = json.dumps({"asset_type": "host", "asset_id": "A", "pad": "p" * 200}).encode()
+    chunks = iter([b"[", *([item + b", "] * 20_000), item + b"]"])  # ~5 MB
+    assert _peak_while_streaming("a.json", chunks) < 2_000_000
+
+
+def test_memory_is_flat_for_a_huge_csv_line() -> None:
+    head = (HEADER + "\n" + "host,A1," + "x" * 100).encode()
+    chunks = iter([head, *([b"x" * 65536] * 160), b",,,,\n", CSV_ROWS[1].encode()])  # 10 MB line
+    assert _peak_while_streaming("a.csv", chunks) < 4 * (1 << 20)
+
+
+def test_memory_is_flat_for_a_huge_json_array_item() -> None:
+    chunks = iter([b'[{"a": "', *([b"y" * 65536] * 160), b'"}, {}]'])  # a 10 MB item
+    assert _peak_while_streaming("a.json", chunks) < 4 * (1 << 20)
+
+
+# --- any bytes: rows, rejects or UnreadableFile, never another exception ---
+
+
+def _consume(name: str, data: bytes) -> None:
+    report = FileReport(path=name)
+    try:
+        items = list(iter_file(ref(name), io.BytesIO(data), report, SMALL))
+    except UnreadableFile as exc:
+        assert exc.reason
+        return
+    assert all(type(item) in (Observation, Reject) for item in items)
+    assert report.rows == report.accepted + report.rejected == len(items)
+    assert report.checksum == hashlib.sha256(data).hexdigest()
+
+
+_FRAGMENTS = st.sampled_from(
+    [b"[", b"]", b"{", b"}", b",", b":", b'"', b"\\", b"\n", b"\r\n", b" ", b"\xef\xbb\xbf",
+     b'"asset_type"', b'"host"', b"host", b"asset_type,asset_id,ip,vuln_count", b"A1",
+     b"10.0.0.1", b"-5", b"1e400", b"NaN", b"\xff", b"\x00", b"x" * 150, b";", b"2026-01-05"]
+)  # fmt: skip
+_BYTES = st.one_of(st.binary(max_size=600), st.lists(_FRAGMENTS, max_size=60).map(b"".join))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=_BYTES, name=st.sampled_from(["a.csv", "a.jsonl", "a.json"]), packed=st.booleans())
+def test_any_bytes_end_in_rows_rejects_or_unreadable(data: bytes, name: str, packed: bool) -> None:
+    _consume(name, data)
+    _consume(name + ".gz", gzip.compress(data) if packed else data)
