@@ -19,11 +19,11 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check layers tests bench
+	$(BIN)/ruff format --check layers functions tests bench
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format layers tests bench
+	$(BIN)/ruff format layers functions tests bench
 	$(BIN)/ruff check --fix .
 
 demo: $(STAMP)

@@ -1,8 +1,9 @@
 """The row normalizer: one declarative table of the v1 row fields (spec section 3).
 
-``FIELDS`` drives both :func:`normalize` (raw row -> :class:`Observation`) and
-:func:`row_json_schema`. Raw values are what a reader produces: CSV cells (``str``)
-or JSON values parsed with ``parse_float=decimal.Decimal``.
+``FIELDS`` drives both :func:`normalize` (raw row -> :class:`Observation`; its CSV twin
+:func:`normalize_cells` shares the converters) and :func:`row_json_schema`. Raw values
+are what a reader produces: CSV cells (``str``) or JSON values parsed with
+``parse_float=decimal.Decimal``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ MAX_INT = 2**63 - 1
 
 
 class FieldType(StrEnum):
+    """The type of a row field."""
+
     STRING = "string"
     ENUM = "enum"
     DATETIME = "datetime"

@@ -1,0 +1,89 @@
+"""Ingest function: S3 notifications delivered by SQS -> rows, manifests, rejects.
+
+Each S3 object version is ingested once (idempotency on DynamoDB); a failed record is
+reported back to SQS (partial batch response) and retried, then dead-lettered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes import S3Event
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from qlumeter.pipeline.clients import LambdaTrigger, S3Objects, SnsPublisher
+from qlumeter.pipeline.dynamo import DynamoStore, bind
+from qlumeter.pipeline.ingest import Ingest, ObjectVersion
+from qlumeter.pipeline.settings import IngestSettings
+
+settings = IngestSettings.from_env()
+bind(settings.tables())
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+idempotency = IdempotencyConfig(expires_after_seconds=7 * 24 * 3600)
+service = Ingest(
+    DynamoStore(),
+    S3Objects(boto3.client("s3")),
+    SnsPublisher(boto3.client("sns"), settings.TOPIC_ARN),
+    LambdaTrigger(boto3.client("lambda"), settings.METER_FUNCTION_NAME),
+)
+
+
+@idempotent_function(
+    data_keyword_argument="delivered",
+    persistence_store=DynamoDBPersistenceLayer(table_name=settings.IDEMPOTENCY_TABLE),
+    config=idempotency,
+)
+def ingest_object(delivered: dict[str, Any]) -> dict[str, Any]:
+    """Ingest one object version; a repeated delivery returns the first result."""
+    result = service.ingest(ObjectVersion(**delivered))
+    logger.info("ingested", extra=asdict(result))
+    metrics.add_metric(name="RowsAccepted", unit=MetricUnit.Count, value=result.accepted)
+    metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.rejected)
+    if result.status != "ok":
+        metrics.add_metric(name="FilesQuarantined", unit=MetricUnit.Count, value=1)
+    return asdict(result)
+
+
+def record_handler(record: SQSRecord) -> None:
+    body = record.json_body
+    if isinstance(body, dict) and body.get("Event") == "s3:TestEvent":
+        return
+    for s3_record in S3Event(body).records:
+        obj = s3_record.s3.get_object
+        delivered = ObjectVersion.from_notification(
+            s3_record.s3.bucket.name,
+            obj.key,
+            obj.get("versionId"),
+            obj.get("sequencer"),
+            obj.get("eTag"),
+        )
+        ingest_object(delivered=asdict(delivered))
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency.register_lambda_context(context)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(response)

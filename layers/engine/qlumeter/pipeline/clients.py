@@ -1,0 +1,62 @@
+"""S3, SNS and Lambda behind the ``Objects``, ``Publisher`` and ``MeterTrigger`` ports."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import IO, Any, cast
+
+
+class S3Objects:
+    """``Objects`` on an injected boto3 S3 client."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def open(self, bucket: str, key: str, version: str | None) -> IO[bytes]:
+        """The object's body as a stream (never read whole into memory)."""
+        extra = {"VersionId": version} if version else {}
+        return cast(IO[bytes], self.client.get_object(Bucket=bucket, Key=key, **extra)["Body"])
+
+    def put(self, bucket: str, key: str, body: bytes) -> None:
+        self.client.put_object(Bucket=bucket, Key=key, Body=body)
+
+    def get(self, bucket: str, key: str) -> bytes:
+        return cast(bytes, self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    def copy(self, bucket: str, key: str, version: str | None, target_key: str) -> None:
+        source = {"Bucket": bucket, "Key": key, **({"VersionId": version} if version else {})}
+        self.client.copy_object(Bucket=bucket, Key=target_key, CopySource=source)
+
+
+class SnsPublisher:
+    """``Publisher`` on an injected boto3 SNS client: the message attributes
+    ``subscription_id`` and ``event_type`` let consumers filter."""
+
+    def __init__(self, client: Any, topic_arn: str) -> None:
+        self.client, self.topic_arn = client, topic_arn
+
+    def publish(self, message: dict[str, Any], event_type: str, subscription_id: str) -> None:
+        self.client.publish(
+            TopicArn=self.topic_arn,
+            Message=json.dumps(message),
+            MessageAttributes={
+                "subscription_id": {"DataType": "String", "StringValue": subscription_id},
+                "event_type": {"DataType": "String", "StringValue": event_type},
+            },
+        )
+
+
+class LambdaTrigger:
+    """``MeterTrigger``: invokes the meter function asynchronously (it has a DLQ)."""
+
+    def __init__(self, client: Any, function_name: str) -> None:
+        self.client, self.function_name = client, function_name
+
+    def request(self, tenant: str, as_of: date) -> None:
+        payload = {"subscription_id": tenant, "as_of": as_of.isoformat(), "reason": "late_data"}
+        self.client.invoke(
+            FunctionName=self.function_name,
+            InvocationType="Event",
+            Payload=json.dumps(payload).encode(),
+        )

@@ -1,0 +1,354 @@
+"""The DynamoDB tables (PynamoDB models, here and nowhere else) behind ``Store``.
+
+| table | keys | item |
+|---|---|---|
+| observations | ``pk`` = tenant#day#shard, ``sk`` = file#version#first line | rows packed < 1 KB |
+| files | ``tenant``, ``file`` = day#source#name | one manifest (current version) |
+| usage | ``pk`` = tenant#product / tenant#SUMMARY / tenant#STATE, ``sk`` = day | daily value, |
+|  |  | published summary, tenant state |
+| subscriptions | ``subscription_id`` | the validated subscription |
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+from pynamodb.attributes import (
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.exceptions import PutError
+from pynamodb.models import Model
+
+from ..catalog import DayValue
+from ..codec import decode, encode
+from ..config import Subscription, parse_subscription
+from ..observation import Observation
+from ..paths import FileRef, parse_key
+from .ports import Manifest, Published, TenantState
+
+SHARDS = 16  # observation partitions per tenant and day: no single hot key
+BATCH = 25  # DynamoDB's batch write limit
+ROW_RETENTION_DAYS = 120  # rows outlive the late-data window and the 90-day windows
+PACK_BYTES = 900  # packed rows per item: with its keys, an item stays under 1 KB
+
+
+def _day(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+class ObservationItem(Model):
+    class Meta:
+        table_name = "observations"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    row = UnicodeAttribute()
+    expires = TTLAttribute()
+
+
+class FileItem(Model):
+    class Meta:
+        table_name = "files"
+
+    tenant = UnicodeAttribute(hash_key=True)
+    file = UnicodeAttribute(range_key=True)
+    key = UnicodeAttribute()
+    version = UnicodeAttribute()
+    sequencer = UnicodeAttribute(null=True)
+    checksum = UnicodeAttribute()
+    rows = NumberAttribute()
+    accepted = NumberAttribute()
+    rejected = NumberAttribute()
+    status = UnicodeAttribute()
+    reason = UnicodeAttribute(null=True)
+    warnings = UnicodeAttribute(default="[]")  # JSON list
+    rejects_key = UnicodeAttribute(null=True)
+    ingested_at = UTCDateTimeAttribute()
+
+
+class UsageItem(Model):
+    class Meta:
+        table_name = "usage"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    value = UnicodeAttribute(null=True)
+    components = UnicodeAttribute(null=True)  # JSON object of fractions
+    revision = NumberAttribute(null=True)
+    digest = UnicodeAttribute(null=True)
+    events = UnicodeAttribute(null=True)  # JSON list
+    state = UnicodeAttribute(null=True)
+
+
+class SubscriptionItem(Model):
+    class Meta:
+        table_name = "subscriptions"
+
+    subscription_id = UnicodeAttribute(hash_key=True)
+    document = UnicodeAttribute()
+    updated_at = UTCDateTimeAttribute()
+
+
+#: The models by logical table name (the environment names the real tables).
+TABLES: dict[str, type[Model]] = {
+    "observations": ObservationItem,
+    "files": FileItem,
+    "usage": UsageItem,
+    "subscriptions": SubscriptionItem,
+}
+
+
+def bind(names: dict[str, str], region: str | None = None) -> None:
+    """Point each model at its table: ``names`` maps logical names to real ones."""
+    for logical, model in TABLES.items():
+        model.Meta.table_name = names[logical]
+        if region:
+            model.Meta.region = region
+        model._connection = None  # rebuilt with the new settings
+
+
+def shard_of(file_key: str, line: int) -> int:
+    return zlib.crc32(f"{file_key}#{line}".encode()) % SHARDS
+
+
+def pack_rows(rows: Iterable[Observation]) -> Iterator[tuple[int, str]]:
+    """Consecutive rows packed into items under 1 KB: (first line, ``[[line, row], ...]``).
+
+    A write unit covers a started KB of an item, so packing costs a fraction of a unit
+    per row instead of one."""
+    parts: list[str] = []
+    first, size = 0, 2
+    for obs in rows:
+        part = f"[{obs.line},{encode(obs)}]"
+        if parts and size + len(part.encode()) + 1 > PACK_BYTES:
+            yield first, "[" + ",".join(parts) + "]"
+            parts, size = [], 2
+        if not parts:
+            first = obs.line
+        parts.append(part)
+        size += len(part.encode()) + 1
+    if parts:
+        yield first, "[" + ",".join(parts) + "]"
+
+
+def unpack_rows(packed: str) -> Iterator[tuple[int, str]]:
+    """The (line, encoded row) pairs of one packed item."""
+    for line, row in json.loads(packed):
+        yield int(line), json.dumps(row, separators=(",", ":"))
+
+
+def write_batches(model: type[Model], items: Iterable[Model], attempts: int = 8) -> int:
+    """Batch-write items 25 at a time; unprocessed items are retried with backoff."""
+    connection = model._get_connection()
+    written = 0
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        pending = batch[:]
+        for attempt in range(attempts):
+            try:
+                data = connection.batch_write_item(put_items=pending)
+            except PutError:
+                data = None  # throttled beyond botocore's retries: back off, resend all
+            else:
+                unprocessed = (data or {}).get("UnprocessedItems", {}).get(model.Meta.table_name)
+                if not unprocessed:
+                    return
+                pending = [entry["PutRequest"]["Item"] for entry in unprocessed]
+            time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
+        raise PutError(f"{len(pending)} items still unprocessed after {attempts} attempts")
+
+    for item in items:
+        batch.append(item.serialize())
+        if len(batch) == BATCH:
+            flush()
+            written += len(batch)
+            batch.clear()
+    if batch:
+        flush()
+        written += len(batch)
+    return written
+
+
+class DynamoStore:
+    """``Store`` on DynamoDB."""
+
+    def get_subscription(self, tenant: str) -> Subscription | None:
+        try:
+            item = SubscriptionItem.get(tenant)
+        except SubscriptionItem.DoesNotExist:
+            return None
+        return parse_subscription(json.loads(item.document))
+
+    def put_subscription(self, sub: Subscription) -> None:
+        SubscriptionItem(
+            sub.subscription_id,
+            document=json.dumps(sub.to_json_dict()),
+            updated_at=datetime.now(UTC),
+        ).save()
+
+    def subscription_ids(self) -> list[str]:
+        return sorted(
+            item.subscription_id
+            for item in SubscriptionItem.scan(attributes_to_get=["subscription_id"])
+        )
+
+    def write_rows(self, ref: FileRef, version: str, rows: Iterable[Observation]) -> int:
+        expires = datetime.combine(
+            ref.day + timedelta(days=ROW_RETENTION_DAYS), datetime.min.time(), tzinfo=UTC
+        )
+        items = (
+            ObservationItem(
+                f"{ref.tenant}#{ref.day}#{shard_of(ref.key, first):02d}",
+                f"{ref.key}#{version}#{first:09d}",
+                row=packed,
+                expires=expires,
+            )
+            for first, packed in pack_rows(rows)
+        )
+        return write_batches(ObservationItem, items)
+
+    def put_manifest(self, manifest: Manifest) -> None:
+        ref = manifest.ref
+        sk = f"{ref.day}#{ref.source}#{ref.key.rsplit('/', 1)[-1]}"
+        try:
+            held = self._manifest(FileItem.get(ref.tenant, sk))
+        except FileItem.DoesNotExist:
+            held = None
+        if held is not None and not manifest.supersedes(held):
+            return  # an older version delivered late: the newer one stays
+        FileItem(
+            ref.tenant,
+            sk,
+            key=ref.key,
+            version=manifest.version,
+            sequencer=manifest.sequencer,
+            checksum=manifest.checksum,
+            rows=manifest.rows,
+            accepted=manifest.accepted,
+            rejected=manifest.rejected,
+            status=manifest.status,
+            reason=manifest.reason,
+            warnings=json.dumps(manifest.warnings),
+            rejects_key=manifest.rejects_key,
+            ingested_at=manifest.ingested_at,
+        ).save()
+
+    @staticmethod
+    def _manifest(item: FileItem) -> Manifest:
+        return Manifest(
+            parse_key(item.key),
+            item.version,
+            item.checksum,
+            int(item.rows),
+            int(item.accepted),
+            int(item.rejected),
+            item.status,
+            item.ingested_at,
+            item.reason,
+            json.loads(item.warnings or "[]"),
+            item.rejects_key,
+            item.sequencer,
+        )
+
+    def manifests(self, tenant: str, first: date, last: date) -> list[Manifest]:
+        if last < first:
+            return []
+        items = FileItem.query(tenant, FileItem.file.between(f"{first}", f"{last}#~"))
+        return [self._manifest(item) for item in items]
+
+    def rows(self, tenant: str, day: date, versions: dict[str, str]) -> Iterator[Observation]:
+        for shard in range(SHARDS):
+            for item in ObservationItem.query(f"{tenant}#{day}#{shard:02d}"):
+                file_key, version, _ = item.sk.rsplit("#", 2)
+                if versions.get(file_key) == version:
+                    ref = parse_key(file_key)
+                    for line, text in unpack_rows(item.row):
+                        yield decode(text, ref.source, ref.day, ref.key, line)
+
+    def put_daily(self, tenant: str, daily: dict[str, dict[date, DayValue]]) -> None:
+        items = (
+            UsageItem(
+                f"{tenant}#{code}",
+                day.isoformat(),
+                value=str(value.value),
+                components=json.dumps({k: str(v) for k, v in value.components.items()}),
+            )
+            for code, days in daily.items()
+            for day, value in days.items()
+        )
+        write_batches(UsageItem, items)
+
+    def daily(
+        self, tenant: str, codes: Iterable[str], first: date, last: date
+    ) -> dict[str, dict[date, DayValue]]:
+        out: dict[str, dict[date, DayValue]] = {}
+        for code in codes:
+            values = out.setdefault(code, {})
+            if last < first:
+                continue
+            for item in UsageItem.query(
+                f"{tenant}#{code}", UsageItem.sk.between(f"{first}", f"{last}")
+            ):
+                values[_day(item.sk)] = DayValue(
+                    Fraction(item.value or "0"),
+                    {k: Fraction(v) for k, v in json.loads(item.components or "{}").items()},
+                )
+        return out
+
+    def get_state(self, tenant: str) -> TenantState:
+        try:
+            item = UsageItem.get(f"{tenant}#STATE", "state")
+        except UsageItem.DoesNotExist:
+            return TenantState(tenant)
+        data = json.loads(item.state or "{}")
+        return TenantState(
+            tenant,
+            _day(data["checkpoint_day"]) if data.get("checkpoint_day") else None,
+            data.get("checkpoint_key"),
+            datetime.fromisoformat(data["checkpoint_at"]) if data.get("checkpoint_at") else None,
+            _day(data["newest_metered"]) if data.get("newest_metered") else None,
+            list(data.get("thresholds", [])),
+        )
+
+    def put_state(self, state: TenantState) -> None:
+        data = {
+            "checkpoint_day": state.checkpoint_day.isoformat() if state.checkpoint_day else None,
+            "checkpoint_key": state.checkpoint_key,
+            "checkpoint_at": state.checkpoint_at.isoformat() if state.checkpoint_at else None,
+            "newest_metered": state.newest_metered.isoformat() if state.newest_metered else None,
+            "thresholds": state.thresholds,
+        }
+        UsageItem(f"{state.tenant}#STATE", "state", state=json.dumps(data)).save()
+
+    def published(self, tenant: str, first: date, last: date) -> dict[date, Published]:
+        return {
+            _day(item.sk): Published(
+                _day(item.sk),
+                int(item.revision or 1),
+                item.digest or "",
+                json.loads(item.events or "[]"),
+            )
+            for item in UsageItem.query(
+                f"{tenant}#SUMMARY", UsageItem.sk.between(f"{first}", f"{last}")
+            )
+        }
+
+    def put_published(self, tenant: str, record: Published) -> None:
+        UsageItem(
+            f"{tenant}#SUMMARY",
+            record.as_of.isoformat(),
+            revision=record.revision,
+            digest=record.digest,
+            events=json.dumps(record.events),
+        ).save()

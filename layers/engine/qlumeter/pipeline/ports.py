@@ -1,0 +1,103 @@
+"""What the pipeline services need from the outside world, as small interfaces.
+
+The DynamoDB, S3, SNS and Lambda implementations live in ``dynamo`` and ``clients``;
+tests pass fakes or moto-backed ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import IO, Any, Protocol
+
+from ..catalog import DayValue
+from ..config import Subscription
+from ..observation import Observation
+from ..paths import FileRef
+
+
+@dataclass
+class Manifest:
+    """One ingested object version: what it gave and whether it counts."""
+
+    ref: FileRef
+    version: str
+    checksum: str
+    rows: int
+    accepted: int
+    rejected: int
+    status: str  # ok | unreadable
+    ingested_at: datetime
+    reason: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    rejects_key: str | None = None
+    sequencer: str | None = None  # S3's order of events on one key
+
+    def supersedes(self, other: Manifest) -> bool:
+        """Whether this version comes after ``other`` (sequencers compare when padded)."""
+        if self.sequencer is None or other.sequencer is None:
+            return True
+        width = max(len(self.sequencer), len(other.sequencer))
+        return self.sequencer.rjust(width, "0") >= other.sequencer.rjust(width, "0")
+
+
+@dataclass
+class TenantState:
+    """Where a tenant's metering stands."""
+
+    tenant: str
+    checkpoint_day: date | None = None  # the meter state saved covers days up to here
+    checkpoint_key: str | None = None
+    checkpoint_at: datetime | None = None
+    newest_metered: date | None = None
+    thresholds: list[str] = field(default_factory=list)  # alert levels in force
+
+
+@dataclass
+class Published:
+    """The last summary published for one as-of day."""
+
+    as_of: date
+    revision: int
+    digest: str
+    events: list[str] = field(default_factory=list)
+
+
+class Store(Protocol):
+    """The tables: subscriptions, observations, manifests, daily usage, tenant state."""
+
+    def get_subscription(self, tenant: str) -> Subscription | None: ...
+    def put_subscription(self, sub: Subscription) -> None: ...
+    def subscription_ids(self) -> list[str]: ...
+    def write_rows(self, ref: FileRef, version: str, rows: Iterable[Observation]) -> int: ...
+    def put_manifest(self, manifest: Manifest) -> None: ...
+    def manifests(self, tenant: str, first: date, last: date) -> list[Manifest]: ...
+    def rows(self, tenant: str, day: date, versions: dict[str, str]) -> Iterator[Observation]: ...
+    def put_daily(self, tenant: str, daily: dict[str, dict[date, DayValue]]) -> None: ...
+    def daily(
+        self, tenant: str, codes: Iterable[str], first: date, last: date
+    ) -> dict[str, dict[date, DayValue]]: ...
+    def get_state(self, tenant: str) -> TenantState: ...
+    def put_state(self, state: TenantState) -> None: ...
+    def published(self, tenant: str, first: date, last: date) -> dict[date, Published]: ...
+    def put_published(self, tenant: str, record: Published) -> None: ...
+
+
+class Objects(Protocol):
+    """Object storage: the inventory bucket and the meter's checkpoints."""
+
+    def open(self, bucket: str, key: str, version: str | None) -> IO[bytes]: ...
+    def put(self, bucket: str, key: str, body: bytes) -> None: ...
+    def get(self, bucket: str, key: str) -> bytes: ...
+    def copy(self, bucket: str, key: str, version: str | None, target_key: str) -> None: ...
+
+
+class Publisher(Protocol):
+    def publish(self, message: dict[str, Any], event_type: str, subscription_id: str) -> None: ...
+
+
+class MeterTrigger(Protocol):
+    """Asks for a metering run of a tenant (late data)."""
+
+    def request(self, tenant: str, as_of: date) -> None: ...

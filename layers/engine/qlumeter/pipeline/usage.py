@@ -1,0 +1,214 @@
+"""The metering run of one tenant: checkpoint, replay, daily values, summaries, events.
+
+A run costs the tenant's entities (the checkpointed meter state) plus the rows of the
+days after the checkpoint; the checkpoint trails the newest metered day by
+``late_data_days``, so a late file within that window is replayed on its own day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from ..catalog import DayValue
+from ..config import Subscription
+from ..metering import Daily, Meter, effective_as_of, first_needed_day, metering_as_of
+from ..observation import Observation
+from ..summary import build_summary
+from ..windows import interval_of
+from .ports import Objects, Published, Publisher, Store, TenantState
+
+CHECKPOINT_PREFIX = "checkpoints/"
+
+
+def _days(first: date, last: date) -> Iterator[date]:
+    day = first
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+def digest(summary: dict[str, Any]) -> str:
+    """The numbers of a summary (not its time, revision or event type)."""
+    numbers = {"products": summary["products"], "total_qlus": summary["total_qlus"]}
+    return hashlib.sha256(json.dumps(numbers, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class RunResult:
+    tenant: str
+    status: str  # metered | no_subscription
+    as_of: date | None = None
+    days_replayed: int = 0
+    rows_replayed: int = 0
+    published: list[tuple[str, str, int]] = field(default_factory=list)  # (event, as_of, rev)
+    total_qlus: str | None = None
+    checkpoint_day: date | None = None
+
+
+class MeterService:
+    """Meters tenants from stored state and publishes what changed."""
+
+    def __init__(
+        self,
+        store: Store,
+        objects: Objects,
+        publisher: Publisher,
+        state_bucket: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store, self.objects, self.publisher = store, objects, publisher
+        self.state_bucket, self.clock = state_bucket, clock
+
+    def _restore(self, sub: Subscription, state: TenantState) -> tuple[Meter, date | None]:
+        if state.checkpoint_key and state.checkpoint_day:
+            try:
+                blob = self.objects.get(self.state_bucket, state.checkpoint_key)
+                return Meter.loads(blob, sub), state.checkpoint_day
+            except ValueError:
+                pass  # the products changed: recompute from the start
+        return Meter(sub), None
+
+    def run(self, tenant: str, as_of: date) -> RunResult:
+        sub = self.store.get_subscription(tenant)
+        if sub is None:
+            return RunResult(tenant, "no_subscription")
+        as_of = effective_as_of(sub, as_of)
+        state = self.store.get_state(tenant)
+        meter, checkpoint = self._restore(sub, state)
+        first_new = checkpoint + timedelta(days=1) if checkpoint else sub.start_date
+        result = RunResult(tenant, "metered", as_of)
+        alerts = self._late_files(sub, state, checkpoint)
+        manifests = [m for m in self.store.manifests(tenant, first_new, as_of) if m.status == "ok"]
+        versions = {m.ref.key: m.version for m in manifests}
+        rows: list[Observation] = []
+        for day in _days(first_new, as_of):
+            rows.extend(self.store.rows(tenant, day, versions))
+        meter.add([m.ref for m in manifests], rows)
+        result.rows_replayed = len(rows)
+        new: Daily = {}
+        keep_until = max(
+            checkpoint or first_new - timedelta(days=1), as_of - timedelta(days=sub.late_data_days)
+        )
+        if keep_until >= first_new:
+            _merge(new, meter.advance(keep_until, first_new))
+            meter.compact()
+            key = f"{CHECKPOINT_PREFIX}{tenant}/{keep_until}.pickle"
+            self.objects.put(self.state_bucket, key, meter.dumps())
+            state.checkpoint_day, state.checkpoint_key = keep_until, key
+            state.checkpoint_at = self.clock()
+        _merge(new, meter.advance(as_of, max(first_new, keep_until + timedelta(days=1))))
+        self.store.put_daily(tenant, new)
+        result.days_replayed = len({d for days in new.values() for d in days})
+        result.checkpoint_day = state.checkpoint_day
+        self._publish(sub, meter, state, new, first_new, as_of, alerts, result)
+        state.newest_metered = max(as_of, state.newest_metered or as_of)
+        self.store.put_state(state)
+        return result
+
+    def _late_files(
+        self, sub: Subscription, state: TenantState, checkpoint: date | None
+    ) -> list[dict[str, Any]]:
+        """Files for days already folded into the checkpoint: kept, reported, not applied."""
+        if checkpoint is None or state.checkpoint_at is None:
+            return []
+        window_start = max(sub.start_date, checkpoint - timedelta(days=89))
+        return [
+            {
+                "type": "late_file_ignored",
+                "path": m.ref.key,
+                "day": m.ref.day.isoformat(),
+                "ingested_at": m.ingested_at.isoformat(),
+            }
+            for m in self.store.manifests(sub.subscription_id, window_start, checkpoint)
+            if m.ingested_at > state.checkpoint_at
+        ]
+
+    def _publish(
+        self,
+        sub: Subscription,
+        meter: Meter,
+        state: TenantState,
+        new: Daily,
+        first_new: date,
+        as_of: date,
+        alerts: list[dict[str, Any]],
+        result: RunResult,
+    ) -> None:
+        tenant = sub.subscription_id
+        published = self.store.published(
+            tenant, max(sub.start_date, as_of - timedelta(days=89)), as_of
+        )
+        closing = {
+            interval_of(sub.start_date, day)[1]
+            for day in _days(max(sub.start_date, as_of - timedelta(days=89)), as_of)
+        }
+        days = {d for d in published if d >= first_new} | {as_of}
+        days |= {e for e in closing if e < as_of and "interval_closed" not in _events(published, e)}
+        lowest = min(first_needed_day(sub, code, d) for d in days for code in sub.products)
+        stored = self.store.daily(tenant, sub.products, lowest, first_new - timedelta(days=1))
+        for code, values in new.items():
+            stored.setdefault(code, {}).update(values)
+        for day in sorted(days):
+            metering = metering_as_of(sub, day, stored, meter)
+            summary = build_summary(
+                sub,
+                metering,
+                generated_at=self.clock(),
+                extra_alerts=alerts if day == as_of else (),
+            )
+            record = published.get(day)
+            numbers = digest(summary)
+            events: list[str] = []
+            if record is None:
+                events.append("usage_summary" if day == as_of else "")
+            elif record.digest != numbers:
+                events.append("correction")
+            if day in closing and day < as_of and "interval_closed" not in _events(published, day):
+                events.append("interval_closed")
+            events = [e for e in events if e]
+            if day == as_of:
+                reached = [a["threshold"] for a in summary["alerts"] if a["type"] == "threshold"]
+                if set(reached) - set(state.thresholds):
+                    events.append("threshold_alert")
+                state.thresholds = reached
+                result.total_qlus = summary["total_qlus"]
+            if not events:
+                continue
+            revision = (
+                (record.revision + 1)
+                if record and record.digest != numbers
+                else (record.revision if record else 1)
+            )
+            for event in events:
+                summary.update(event_type=event, revision=revision)
+                self.publisher.publish(summary, event, tenant)
+                result.published.append((event, day.isoformat(), revision))
+            self.store.put_published(
+                tenant,
+                Published(
+                    day, revision, numbers, sorted(set(_events(published, day)) | set(events))
+                ),
+            )
+
+
+def _events(published: dict[date, Published], day: date) -> list[str]:
+    record = published.get(day)
+    return record.events if record else []
+
+
+def _merge(into: Daily, more: Daily) -> None:
+    for code, values in more.items():
+        into.setdefault(code, {}).update(values)
+
+
+def day_value_text(value: DayValue) -> dict[str, Any]:
+    """A daily value as stored: exact fractions as text."""
+    return {
+        "value": str(value.value),
+        "components": {k: str(v) for k, v in value.components.items()},
+    }
