@@ -63,6 +63,7 @@ def ingest_object(delivered: dict[str, Any]) -> dict[str, Any]:
 
 
 def record_handler(record: SQSRecord) -> None:
+    logger.set_correlation_id(record.message_id)
     body = record.json_body
     if isinstance(body, dict) and body.get("Event") == "s3:TestEvent":
         return

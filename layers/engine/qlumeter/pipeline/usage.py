@@ -47,6 +47,7 @@ class RunResult:
     rows_replayed: int = 0
     published: list[tuple[str, str, int]] = field(default_factory=list)  # (event, as_of, rev)
     total_qlus: str | None = None
+    qlus: dict[str, str] = field(default_factory=dict)  # per product, as of the run's day
     checkpoint_day: date | None = None
 
 
@@ -163,37 +164,31 @@ class MeterService:
             )
             record = published.get(day)
             numbers = digest(summary)
+            done = set(_events(published, day))
             events: list[str] = []
-            if record is None:
-                events.append("usage_summary" if day == as_of else "")
-            elif record.digest != numbers:
+            if record is None and day == as_of:
+                events.append("usage_summary")
+            elif record is not None and record.digest != numbers:
                 events.append("correction")
-            if day in closing and day < as_of and "interval_closed" not in _events(published, day):
+            if day in closing and day < as_of:
                 events.append("interval_closed")
-            events = [e for e in events if e]
             if day == as_of:
                 reached = [a["threshold"] for a in summary["alerts"] if a["type"] == "threshold"]
                 if set(reached) - set(state.thresholds):
                     events.append("threshold_alert")
                 state.thresholds = reached
                 result.total_qlus = summary["total_qlus"]
-            if not events:
-                continue
-            revision = (
-                (record.revision + 1)
-                if record and record.digest != numbers
-                else (record.revision if record else 1)
-            )
+                result.qlus = {p["product"]: p["qlus"] for p in summary["products"]}
+            revision = 1 if record is None else record.revision + (record.digest != numbers)
             for event in events:
+                if event in done and event not in ("correction", "usage_summary"):
+                    continue  # once per day: a rerun after a failure does not repeat it
                 summary.update(event_type=event, revision=revision)
                 self.publisher.publish(summary, event, tenant)
+                done.add(event)
+                # recorded after each message: a failure in between never repeats one
+                self.store.put_published(tenant, Published(day, revision, numbers, sorted(done)))
                 result.published.append((event, day.isoformat(), revision))
-            self.store.put_published(
-                tenant,
-                Published(
-                    day, revision, numbers, sorted(set(_events(published, day)) | set(events))
-                ),
-            )
 
 
 def _events(published: dict[date, Published], day: date) -> list[str]:
