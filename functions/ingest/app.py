@@ -26,9 +26,10 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from qlumeter.pipeline.clients import LambdaTrigger, S3Objects, SnsPublisher
+from qlumeter.pipeline.clients import PART_KEY, LambdaTrigger, S3Objects, SnsPublisher, SqsParts
 from qlumeter.pipeline.dynamo import DynamoStore, bind
 from qlumeter.pipeline.ingest import Ingest, ObjectVersion
+from qlumeter.pipeline.ranges import Part
 from qlumeter.pipeline.settings import IngestSettings
 
 settings = IngestSettings.from_env()
@@ -43,6 +44,9 @@ service = Ingest(
     S3Objects(boto3.client("s3")),
     SnsPublisher(boto3.client("sns"), settings.TOPIC_ARN),
     LambdaTrigger(boto3.client("lambda"), settings.METER_FUNCTION_NAME),
+    SqsParts(boto3.client("sqs"), settings.INGEST_QUEUE_URL),
+    settings.SPLIT_BYTES,
+    settings.PART_BYTES,
 )
 
 
@@ -62,10 +66,27 @@ def ingest_object(delivered: dict[str, Any]) -> dict[str, Any]:
     return asdict(result)
 
 
+@idempotent_function(
+    data_keyword_argument="part",
+    persistence_store=DynamoDBPersistenceLayer(table_name=settings.IDEMPOTENCY_TABLE),
+    config=idempotency,
+)
+def ingest_part(part: dict[str, Any]) -> dict[str, Any]:
+    """Ingest one byte range of a large object; a repeated delivery is skipped."""
+    result = service.ingest_part(Part(**part))
+    logger.info("part ingested", extra=asdict(result))
+    metrics.add_metric(name="RowsAccepted", unit=MetricUnit.Count, value=result.accepted)
+    metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.rejected)
+    return asdict(result)
+
+
 def record_handler(record: SQSRecord) -> None:
     logger.set_correlation_id(record.message_id)
     body = record.json_body
     if isinstance(body, dict) and body.get("Event") == "s3:TestEvent":
+        return
+    if isinstance(body, dict) and PART_KEY in body:
+        ingest_part(part=body[PART_KEY])
         return
     for s3_record in S3Event(body).records:
         obj = s3_record.s3.get_object
@@ -75,6 +96,7 @@ def record_handler(record: SQSRecord) -> None:
             obj.get("versionId"),
             obj.get("sequencer"),
             obj.get("eTag"),
+            obj.get("size"),
         )
         ingest_object(delivered=asdict(delivered))
 

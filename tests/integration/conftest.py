@@ -91,7 +91,7 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
 class Pipeline:
     """Drives the deployed shape in process: bucket -> queue -> ingest -> meter -> SNS."""
 
-    def __init__(self) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.s3 = boto3.client("s3", region_name=REGION)
         self.sqs = boto3.client("sqs", region_name=REGION)
         self.sns = boto3.client("sns", region_name=REGION)
@@ -105,6 +105,7 @@ class Pipeline:
         )
         self.queue_url = self.sqs.create_queue(QueueName="t-ingest")["QueueUrl"]
         self.queue_arn = self._arn(self.queue_url)
+        monkeypatch.setenv("INGEST_QUEUE_URL", self.queue_url)
         self.s3.put_bucket_notification_configuration(
             Bucket=INVENTORY_BUCKET,
             NotificationConfiguration={
@@ -214,4 +215,4 @@ def pipeline(monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
     with mock_aws():
         topic = boto3.client("sns", region_name=REGION).create_topic(Name="t-usage")["TopicArn"]
         monkeypatch.setenv("TOPIC_ARN", topic)
-        yield Pipeline()
+        yield Pipeline(monkeypatch)

@@ -298,3 +298,38 @@ def test_threshold_alert_once_per_crossing(pipeline: Pipeline, tmp_path: Path) -
     alerts = [m["as_of"] for m in messages if m["event_type"] == "threshold_alert"]
     assert alerts == crossings
     assert len(alerts) >= 1
+
+
+def test_a_large_object_is_split_into_byte_ranges(pipeline: Pipeline, tmp_path: Path) -> None:
+    pipeline.put_subscription(SUBSCRIPTION)
+    pipeline.ingest.service.split_bytes, pipeline.ingest.service.part_bytes = 4096, 1500
+    rows = agents(0, 120)
+    rows[57]["vuln_count"] = -3  # a bad row deep in the file keeps its line number
+    rows[90]["fqdn"] = 'odd "quoted",\nname.corp.example'  # a quoted cell across lines
+    write_file(tmp_path, "cloud_agent", day(0), rows, name="big")
+    write_file(tmp_path, "scanner", day(0), rows[:80], name="big", fmt="jsonl")
+    pipeline.upload(tmp_path)
+    first = pipeline.receive(pipeline.queue_url)
+    assert pipeline.deliver(first)["batchItemFailures"] == []
+    parts = pipeline.receive(pipeline.queue_url)
+    assert len(parts) >= 6 and all("qlumeter_part" in m["Body"] for m in parts)
+    assert pipeline.meter(as_of="2026-01-01")["results"][0]["total_qlus"] == "0"  # partial
+    assert pipeline.deliver(parts + parts[:2])["batchItemFailures"] == []  # with repeats
+    expected, _, read = meter_folder(parse_subscription(SUBSCRIPTION), tmp_path, day(0))
+    total = pipeline.meter(as_of="2026-01-01")["results"][0]["total_qlus"]
+    assert total == expected["summary"]["total_qlus"]
+    stored = sum(len(json.loads(item.row)) for item in ObservationItem.scan())
+    assert stored == len(read.observations)
+    rejects = [
+        json.loads(line)
+        for obj in pipeline.s3.list_objects_v2(Bucket=INVENTORY_BUCKET, Prefix="rejects/")[
+            "Contents"
+        ]
+        for line in pipeline.s3.get_object(Bucket=INVENTORY_BUCKET, Key=obj["Key"])["Body"]
+        .read()
+        .decode()
+        .splitlines()
+    ]
+    assert sorted((r["path"], r["line"], r["field"]) for r in rejects) == sorted(
+        (r["path"], r["line"], r["field"]) for r in expected["ingest"]["rejects"]
+    )

@@ -113,15 +113,23 @@ class Meter:
 
     @classmethod
     def loads(cls, blob: bytes, sub: Subscription) -> Meter:
-        """A checkpoint back, on the current subscription when its products are unchanged."""
+        """A checkpoint back (our own bytes, from a private bucket), on the current
+        subscription when its counting terms are unchanged."""
         meter: Meter = pickle.loads(blob)
-        if dict(meter.groups) != dict(cls(sub).groups):
-            raise ValueError("the subscription's products changed: recompute from the start")
+        if counting_terms(meter.sub) != counting_terms(sub):
+            raise ValueError("the subscription's counting terms changed: recompute from the start")
         meter.sub = sub
         for timeline in meter.timelines.values():
-            timeline.attach(MARKS)
-            timeline.sub = sub
+            timeline.attach(MARKS, sub)
         return meter
+
+
+def counting_terms(sub: Subscription) -> dict[str, object]:
+    """What decides daily values (not ratios, rounding, entitlement or alerts)."""
+    money = {"products", "entitlement_qlus", "alert_thresholds", "rounding", "late_data_days"}
+    terms = sub.model_dump(exclude=money)
+    terms["products"] = {code: sub.product_start(code) for code in sub.products}
+    return terms
 
 
 def usage_as_of(

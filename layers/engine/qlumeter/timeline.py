@@ -156,6 +156,7 @@ class Timeline:
         self.sub, self.start, self.marks = sub, start, marks
         self.end = sub.end_date or date.max
         self.track_purge = sub.purge_rules.enabled
+        self.delta = {source for source, terms in sub.sources.items() if terms.mode == "delta"}
         self.file_days: dict[str, list[date]] = defaultdict(list)
         self.by_day: dict[date, list[Observation]] = defaultdict(list)
         self.snapshots: dict[tuple[str, date], list[Observation]] = defaultdict(list)
@@ -181,8 +182,9 @@ class Timeline:
         self.__dict__.update(state)
         self.marks, self._mark_cache = (), {}
 
-    def attach(self, marks: Sequence[Mark]) -> None:
-        self.marks = marks
+    def attach(self, marks: Sequence[Mark], sub: Subscription) -> None:
+        """Rejoin a restored checkpoint to the code's marks and the current subscription."""
+        self.marks, self.sub = marks, sub
 
     def add(self, files: Iterable[FileRef], observations: Iterable[Observation]) -> int:
         """Queue files and rows; those before ``start``, after ``end_date`` or of days
@@ -228,7 +230,7 @@ class Timeline:
         self._today = today
 
     def _add(self, obs: Observation) -> None:
-        if self.sub.mode(obs.source) == "snapshot":
+        if obs.source not in self.delta:
             self.snapshots[(obs.source, obs.day)].append(obs)
         if obs.kind is Kind.HOST:
             if obs.key is None:
@@ -282,20 +284,17 @@ class Timeline:
         hosts: dict[str, HostDay] = {}
         uf = self.uf
 
-        def host(entity: str) -> HostDay:
-            held = hosts.get(entity)
-            if held is None:
-                held = hosts[entity] = HostDay(uf.canonical(entity) if entity in uf else entity)
-            return held
-
-        delta = {s for s in self.file_days if self.sub.mode(s) == "delta"}
+        delta = self.delta
         elements: Iterable[tuple[str, ElementInfo]] = (
             (uf.find(elem), info) for elem, info in self.host_infos.items()
         )
         attached = ((self.ips.attach(obs, uf), info) for obs, info in self.ip_only)
         for pairs in (elements, attached):
             for entity, info in pairs:
-                host(entity).absorb(info)
+                held = hosts.get(entity)
+                if held is None:
+                    held = hosts[entity] = HostDay(uf.canonical(entity) if entity in uf else entity)
+                held.absorb(info)
         if delta:
             for hd in hosts.values():
                 for obs in hd.latest.values():

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import date
 from typing import IO, Any, cast
+
+from .ranges import Part
+
+PART_KEY = "qlumeter_part"  # marks a part message on the ingest queue
 
 
 class S3Objects:
@@ -18,6 +23,16 @@ class S3Objects:
         extra = {"VersionId": version} if version else {}
         return cast(IO[bytes], self.client.get_object(Bucket=bucket, Key=key, **extra)["Body"])
 
+    def open_range(
+        self, bucket: str, key: str, version: str | None, start: int, end: int
+    ) -> IO[bytes]:
+        """Bytes ``[start, end)`` of the object as a stream."""
+        extra = {"VersionId": version} if version else {}
+        response = self.client.get_object(
+            Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}", **extra
+        )
+        return cast(IO[bytes], response["Body"])
+
     def put(self, bucket: str, key: str, body: bytes) -> None:
         self.client.put_object(Bucket=bucket, Key=key, Body=body)
 
@@ -27,6 +42,23 @@ class S3Objects:
     def copy(self, bucket: str, key: str, version: str | None, target_key: str) -> None:
         source = {"Bucket": bucket, "Key": key, **({"VersionId": version} if version else {})}
         self.client.copy_object(Bucket=bucket, Key=target_key, CopySource=source)
+
+
+class SqsParts:
+    """``PartQueue`` on the ingest queue itself: each part is one message."""
+
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self.client, self.queue_url = client, queue_url
+
+    def send(self, parts: list[Part]) -> None:
+        for first in range(0, len(parts), 10):
+            entries = [
+                {"Id": str(part.index), "MessageBody": json.dumps({PART_KEY: asdict(part)})}
+                for part in parts[first : first + 10]
+            ]
+            failed = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            if failed.get("Failed"):
+                raise RuntimeError(f"parts not queued: {failed['Failed']}")
 
 
 class SnsPublisher:

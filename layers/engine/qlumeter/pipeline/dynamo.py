@@ -74,6 +74,8 @@ class FileItem(Model):
     warnings = UnicodeAttribute(default="[]")  # JSON list
     rejects_key = UnicodeAttribute(null=True)
     ingested_at = UTCDateTimeAttribute()
+    parts = NumberAttribute(default=1)
+    parts_done = NumberAttribute(default=0)
 
 
 class UsageItem(Model):
@@ -218,9 +220,39 @@ class DynamoStore:
         )
         return write_batches(ObservationItem, items)
 
+    @staticmethod
+    def _file_sk(ref: FileRef) -> str:
+        return f"{ref.day}#{ref.source}#{ref.key.rsplit('/', 1)[-1]}"
+
+    def add_part(self, ref: FileRef, version: str, rows: int, accepted: int, rejected: int) -> bool:
+        """Add a part's counts (atomically); True for the part that completes the file."""
+        item = FileItem(ref.tenant, self._file_sk(ref))
+        item.update(
+            actions=[
+                FileItem.rows.add(rows),
+                FileItem.accepted.add(accepted),
+                FileItem.rejected.add(rejected),
+                FileItem.parts_done.add(1),
+            ],
+            condition=(FileItem.version == version) & (FileItem.status == "partial"),
+        )
+        if item.parts_done < item.parts:
+            return False
+        item.update(
+            actions=[FileItem.status.set("ok")],
+            condition=(FileItem.version == version) & (FileItem.status == "partial"),
+        )
+        return True
+
+    def fail_parts(self, ref: FileRef, version: str, reason: str) -> None:
+        FileItem(ref.tenant, self._file_sk(ref)).update(
+            actions=[FileItem.status.set("unreadable"), FileItem.reason.set(reason)],
+            condition=FileItem.version == version,
+        )
+
     def put_manifest(self, manifest: Manifest) -> None:
         ref = manifest.ref
-        sk = f"{ref.day}#{ref.source}#{ref.key.rsplit('/', 1)[-1]}"
+        sk = self._file_sk(ref)
         try:
             held = self._manifest(FileItem.get(ref.tenant, sk))
         except FileItem.DoesNotExist:
@@ -242,6 +274,7 @@ class DynamoStore:
             warnings=json.dumps(manifest.warnings),
             rejects_key=manifest.rejects_key,
             ingested_at=manifest.ingested_at,
+            parts=manifest.parts,
         ).save()
 
     @staticmethod
@@ -259,6 +292,7 @@ class DynamoStore:
             json.loads(item.warnings or "[]"),
             item.rejects_key,
             item.sequencer,
+            int(item.parts or 1),
         )
 
     def manifests(self, tenant: str, first: date, last: date) -> list[Manifest]:

@@ -1,4 +1,8 @@
-"""Ingest one inventory object: stream, validate, store rows, manifest, rejects, quarantine."""
+"""Ingest one inventory object: stream, validate, store rows, manifest, rejects, quarantine.
+
+An object larger than ``split_bytes`` (plain CSV or JSON Lines) is split into byte
+ranges queued as parts; its manifest counts as readable once every part is stored.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,20 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import IO
 from urllib.parse import unquote_plus
 
 from ..observation import Observation
 from ..paths import FileRef, PathError, parse_key
 from ..reader import FileReport, Reject, UnreadableFile, iter_file
-from .ports import Manifest, MeterTrigger, Objects, Publisher, Store
+from .ports import Manifest, MeterTrigger, Objects, PartQueue, Publisher, Store
+from .ranges import Part, line_offset, part_stream, plan_ranges, splittable
 
 INVENTORY_PREFIX = "inventory/"
 QUARANTINE_PREFIX = "quarantine/"
 REJECTS_PREFIX = "rejects/"
+SPLIT_BYTES = 512 << 20  # larger objects are split (one invocation reads ~1M rows well below)
+PART_BYTES = 128 << 20
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,7 @@ class ObjectVersion:
     version: str | None
     sequencer: str | None
     etag: str | None = None
+    size: int | None = None
 
     @classmethod
     def from_notification(
@@ -36,8 +45,9 @@ class ObjectVersion:
         version: str | None,
         sequencer: str | None,
         etag: str | None = None,
+        size: int | None = None,
     ) -> ObjectVersion:
-        return cls(bucket, unquote_plus(key), version, sequencer, etag)
+        return cls(bucket, unquote_plus(key), version, sequencer, etag, size)
 
     @property
     def version_tag(self) -> str:
@@ -48,7 +58,7 @@ class ObjectVersion:
 @dataclass
 class IngestResult:
     key: str
-    status: str  # ok | unreadable | refused
+    status: str  # ok | unreadable | refused | split | part
     rows: int = 0
     accepted: int = 0
     rejected: int = 0
@@ -74,9 +84,17 @@ class Ingest:
     """The ingest service, with its storage and messaging injected."""
 
     def __init__(
-        self, store: Store, objects: Objects, publisher: Publisher, trigger: MeterTrigger
+        self,
+        store: Store,
+        objects: Objects,
+        publisher: Publisher,
+        trigger: MeterTrigger,
+        parts: PartQueue | None = None,
+        split_bytes: int = SPLIT_BYTES,
+        part_bytes: int = PART_BYTES,
     ) -> None:
         self.store, self.objects, self.publisher, self.trigger = store, objects, publisher, trigger
+        self.parts, self.split_bytes, self.part_bytes = parts, split_bytes, part_bytes
 
     def refuse(self, obj: ObjectVersion, tenant: str | None, reason: str) -> IngestResult:
         """Quarantine the object whole and tell the consumers."""
@@ -87,28 +105,17 @@ class Ingest:
         return IngestResult(obj.key, "refused", reason=reason, tenant=tenant)
 
     def ingest(self, obj: ObjectVersion) -> IngestResult:
+        """Ingest an object version whole, or plan its parts when it is large."""
         if not obj.key.startswith(INVENTORY_PREFIX):
             return self.refuse(obj, None, f"not under {INVENTORY_PREFIX}")
         try:
             ref = parse_key(obj.key[len(INVENTORY_PREFIX) :])
         except PathError as exc:
             return self.refuse(obj, None, exc.reason)
-        report = FileReport(path=ref.key)
-        if self.store.get_subscription(ref.tenant) is None:
-            report.warnings.append(
-                f"no subscription for tenant {ref.tenant}: rows kept, not metered"
-            )
-        rejects: list[Reject] = []
+        if self.parts and (obj.size or 0) > self.split_bytes and splittable(ref):
+            return self._split(obj, ref)
         with self.objects.open(obj.bucket, obj.key, obj.version) as body:
-            try:
-                self.store.write_rows(ref, obj.version_tag, self._rows(ref, body, report, rejects))
-            except UnreadableFile as exc:
-                report.status, report.reason = "unreadable", exc.reason
-        rejects_key = None
-        if rejects:
-            rejects_key = f"{REJECTS_PREFIX}{obj.key}.{obj.version_tag}.jsonl"
-            body_text = "".join(json.dumps(asdict(r)) + "\n" for r in rejects)
-            self.objects.put(obj.bucket, rejects_key, body_text.encode())
+            report, rejects_key = self._store_rows(obj, ref, body, 0, "")
         manifest = Manifest(
             ref,
             obj.version_tag,
@@ -136,18 +143,106 @@ class Ingest:
         if report.status != "ok":
             self.refuse(obj, ref.tenant, report.reason or "unreadable")
             return result
-        state = self.store.get_state(ref.tenant)
-        if state.newest_metered is not None and ref.day <= state.newest_metered:
-            result.late = True
-            self.trigger.request(ref.tenant, state.newest_metered)
+        result.late = self._late(ref)
         return result
 
-    @staticmethod
-    def _rows(
-        ref: FileRef, body: object, report: FileReport, rejects: list[Reject]
-    ) -> Iterator[Observation]:
-        for item in iter_file(ref, body, report):  # type: ignore[arg-type]
-            if isinstance(item, Observation):
-                yield item
-            else:
-                rejects.append(item)
+    def ingest_part(self, part: Part) -> IngestResult:
+        """Store one byte range's rows and add its counts to the file's manifest."""
+        obj = ObjectVersion(part.bucket, part.key, part.version, part.sequencer, part.etag)
+        ref = parse_key(obj.key[len(INVENTORY_PREFIX) :])
+        with self.objects.open_range(
+            obj.bucket, obj.key, obj.version, part.start, part.end
+        ) as body:
+            report, _ = self._store_rows(
+                obj, ref, part_stream(part, body), line_offset(part), f".part-{part.index}"
+            )
+        if report.status != "ok":
+            self.store.fail_parts(ref, obj.version_tag, report.reason or "unreadable")
+            return self.refuse(obj, ref.tenant, report.reason or "unreadable")
+        done = self.store.add_part(
+            ref, obj.version_tag, report.rows, report.accepted, report.rejected
+        )
+        result = IngestResult(
+            ref.key, "part", report.rows, report.accepted, report.rejected, None, ref.tenant
+        )
+        if done:
+            result.late = self._late(ref)
+        return result
+
+    def _split(self, obj: ObjectVersion, ref: FileRef) -> IngestResult:
+        assert self.parts is not None
+        with self.objects.open(obj.bucket, obj.key, obj.version) as body:
+            plan = plan_ranges(body, ref.fmt, self.part_bytes)
+        self.store.put_manifest(
+            Manifest(
+                ref,
+                obj.version_tag,
+                plan.checksum,
+                0,
+                0,
+                0,
+                "partial",
+                datetime.now(UTC),
+                rejects_key=f"{REJECTS_PREFIX}{obj.key}.{obj.version_tag}.part-*.jsonl",
+                sequencer=obj.sequencer,
+                parts=len(plan.ranges),
+            )
+        )
+        self.parts.send(
+            [
+                Part(
+                    obj.bucket,
+                    obj.key,
+                    obj.version,
+                    obj.sequencer,
+                    obj.etag,
+                    i,
+                    len(plan.ranges),
+                    start,
+                    end,
+                    first_line,
+                    plan.header,
+                )
+                for i, (start, end, first_line) in enumerate(plan.ranges)
+            ]
+        )
+        return IngestResult(ref.key, "split", tenant=ref.tenant)
+
+    def _store_rows(
+        self, obj: ObjectVersion, ref: FileRef, body: IO[bytes], offset: int, suffix: str
+    ) -> tuple[FileReport, str | None]:
+        """Read, store the accepted rows, write the rejects; line numbers of the file."""
+        report = FileReport(path=ref.key)
+        if self.store.get_subscription(ref.tenant) is None:
+            report.warnings.append(f"no subscription for tenant {ref.tenant}: kept, not metered")
+        rejects: list[Reject] = []
+        try:
+            self.store.write_rows(ref, obj.version_tag, _rows(ref, body, report, rejects, offset))
+        except UnreadableFile as exc:
+            report.status, report.reason = "unreadable", exc.reason
+        if not rejects:
+            return report, None
+        key = f"{REJECTS_PREFIX}{obj.key}.{obj.version_tag}{suffix}.jsonl"
+        self.objects.put(
+            obj.bucket, key, "".join(json.dumps(asdict(r)) + "\n" for r in rejects).encode()
+        )
+        return report, key
+
+    def _late(self, ref: FileRef) -> bool:
+        """Ask for a metering run when the file's day was already metered."""
+        state = self.store.get_state(ref.tenant)
+        if state.newest_metered is None or ref.day > state.newest_metered:
+            return False
+        self.trigger.request(ref.tenant, state.newest_metered)
+        return True
+
+
+def _rows(
+    ref: FileRef, body: IO[bytes], report: FileReport, rejects: list[Reject], offset: int
+) -> Iterator[Observation]:
+    for item in iter_file(ref, body, report):  # type: ignore[arg-type]
+        item.line += offset
+        if isinstance(item, Observation):
+            yield item
+        else:
+            rejects.append(item)

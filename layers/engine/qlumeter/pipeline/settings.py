@@ -8,6 +8,8 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .ingest import PART_BYTES, SPLIT_BYTES
+
 
 class SettingsError(RuntimeError):
     """The environment lacks a setting, or has a bad one."""
@@ -47,6 +49,9 @@ class IngestSettings(TableSettings):
     IDEMPOTENCY_TABLE: str = Field(min_length=1)
     TOPIC_ARN: str = Field(min_length=1)
     METER_FUNCTION_NAME: str = Field(min_length=1)
+    INGEST_QUEUE_URL: str = Field(min_length=1)  # where the parts of a large object go
+    SPLIT_BYTES: int = Field(default=SPLIT_BYTES, ge=1)
+    PART_BYTES: int = Field(default=PART_BYTES, ge=1)
 
 
 class MeterSettings(TableSettings):
