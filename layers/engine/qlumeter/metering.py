@@ -34,6 +34,7 @@ class ProductUsage:
     window: WindowResult
     components: dict[str, Fraction]
     daily: dict[date, DayValue] = field(default_factory=dict)
+    covered: set[date] | None = None  # avg90: the days with a file of its source
 
     @property
     def code(self) -> str:
@@ -151,7 +152,14 @@ def usage_as_of(
         window = avg90(series, start, as_of, covered.__contains__)
     else:
         window = sum90(series, start, as_of)
-    return ProductUsage(product, sub.products[code].ratio, window, components, dict(daily))
+    return ProductUsage(
+        product,
+        sub.products[code].ratio,
+        window,
+        components,
+        dict(daily),
+        covered if product.window == "avg90" else None,
+    )
 
 
 def metering_as_of(sub: Subscription, as_of: date, daily: Daily, meter: Meter) -> Metering:

@@ -102,12 +102,15 @@ def build_summary(
     }
 
 
-def daily_table(metering: Metering) -> dict[str, list[dict[str, str]]]:
-    """Every evaluated day's value per product, shown to 4 decimals."""
-    return {
-        usage.code: [
-            {"day": day.isoformat(), "value": fmt4(value.value)}
-            for day, value in sorted(usage.daily.items())
-        ]
-        for usage in metering.products
-    }
+def daily_table(metering: Metering) -> dict[str, list[dict[str, Any]]]:
+    """Every evaluated day's value per product, shown to 4 decimals (avg90: and whether a
+    file of its source covers the day)."""
+    table: dict[str, list[dict[str, Any]]] = {}
+    for usage in metering.products:
+        rows = table[usage.code] = []
+        for day, value in sorted(usage.daily.items()):
+            row: dict[str, Any] = {"day": day.isoformat(), "value": fmt4(value.value)}
+            if usage.covered is not None:
+                row["covered"] = day in usage.covered
+            rows.append(row)
+    return table
