@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format demo bench clean
+.PHONY: install test lint format demo bench template-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -19,11 +19,11 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check layers functions tests bench
+	$(BIN)/ruff format --check layers functions tests bench infra
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format layers functions tests bench
+	$(BIN)/ruff format layers functions tests bench infra
 	$(BIN)/ruff check --fix .
 
 demo: $(STAMP)
@@ -32,6 +32,11 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Offline checks of template.yaml: sam validate --lint, cfn-lint on the translated template,
+# checkov, sam build, the 250 MB size limit (the tools get their own venvs: infra/check.sh).
+template-check:
+	bash infra/check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache out

@@ -210,3 +210,40 @@ def test_sample_then_meter_through_the_console_script(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "r.json").read_text())["summary"]
     assert len(summary["products"]) == 22
     assert "total QLUs as of 2026-02-15" in done.stdout
+
+
+def test_run_drives_the_stack_and_equals_meter(tenant: Path) -> None:
+    common = [
+        "--subscription",
+        str(tenant / "sub.yaml"),
+        "--inventory",
+        str(tenant),
+        "--as-of",
+        "2026-01-05",
+        "--quiet",
+    ]
+    code, _, err = cli("meter", *common, "--out", str(tenant / "meter.json"))
+    assert code == 0, err
+    code, out, err = cli(
+        "run", *common, "--out", str(tenant / "run.json"), "--html", str(tenant / "run.html")
+    )
+    assert code == 0, err
+    metered = json.loads((tenant / "meter.json").read_text())
+    ran = json.loads((tenant / "run.json").read_text())
+    products = [
+        (p["product"], p["utilization"], p["qlus"], p["components"])
+        for p in metered["summary"]["products"]
+    ]
+    assert [
+        (p["product"], p["utilization"], p["qlus"], p["components"])
+        for p in ran["summary"]["products"]
+    ] == products
+    assert ran["daily"] == metered["daily"]
+    assert ran["ingest"] == metered["ingest"]
+    events = [(m["event_type"], m["as_of"]) for m in ran["messages"]]
+    assert ("usage_summary", "2026-01-05") in events
+    assert ("ingest_failed", "2026-01-03") in events  # the broken gzip
+    for message in ran["messages"]:
+        jsonschema.validate(message, SCHEMA, format_checker=jsonschema.FormatChecker())
+    assert "<svg" in (tenant / "run.html").read_text()
+    assert "total QLUs as of 2026-01-05: 10" in out

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from .config import ConfigError, load_subscription
+from .config import ConfigError, Subscription, load_subscription
 from .local import meter_folder
+from .metering import effective_as_of
 from .paths import PathError, parse_key
 from .reader import read_file
+from .report import render_html
 from .sample import write_sample
 
 
@@ -63,28 +65,84 @@ def render_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def cmd_meter(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _progress_printer(err: TextIO, quiet: bool) -> Callable[[str, int, int], None]:
+    """A progress bar on a terminal, plain lines at every tenth otherwise."""
+
+    def show(what: str, done: int, total: int) -> None:
+        if quiet or total <= 0:
+            return
+        if err.isatty():
+            filled = 30 * done // total
+            end = "\n" if done == total else ""
+            print(
+                f"\r{what:<9} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}",
+                end=end,
+                file=err,
+                flush=True,
+            )
+        elif done == total or done % max(1, total // 10) == 0:
+            print(f"{what} {done}/{total}", file=err)
+
+    return show
+
+
+def _emit(
+    document: dict[str, Any], sub: Subscription, args: argparse.Namespace, out: TextIO, err: TextIO
+) -> None:
+    """Write the JSON report (file or standard output), the HTML report, the table."""
+    files = document["ingest"]["files"]
+    note = (
+        f"{len(files)} files, {sum(f['rejected'] for f in files)} rejected rows, "
+        f"{sum(f['status'] != 'ok' for f in files)} unreadable files"
+    )
+    if args.html:
+        Path(args.html).write_text(render_html(document, sub), encoding="utf-8")
+        note += f"; HTML report written to {args.html}"
+    table = render_table(document["summary"])
+    if args.out:
+        Path(args.out).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        print(table, file=out)
+        print(f"{note}; report written to {args.out}", file=out)
+    else:
+        print(json.dumps(document, indent=2), file=out)
+        print(table, file=err)
+        print(note, file=err)
+
+
+def _inputs(args: argparse.Namespace) -> tuple[Subscription, Path]:
     sub = load_subscription(args.subscription)
     root = Path(args.inventory)
     if not root.is_dir():
         raise UsageError(f"inventory folder not found: {root}")
+    return sub, root
+
+
+def cmd_meter(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    sub, root = _inputs(args)
     progress = None if args.quiet else (lambda line: print(line, file=err))
-    document, _, inventory = meter_folder(sub, root, args.as_of, progress)
-    text = json.dumps(document, indent=2)
-    table = render_table(document["summary"])
-    rejected = sum(r.rejected for r in inventory.reports)
-    unreadable = sum(r.status != "ok" for r in inventory.reports)
-    note = (
-        f"{len(inventory.reports)} files, {rejected} rejected rows, {unreadable} unreadable files"
+    document, _, _ = meter_folder(sub, root, args.as_of, progress)
+    _emit(document, sub, args, out, err)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    sub, root = _inputs(args)
+    effective_as_of(sub, args.as_of)  # fails early on a day before the start
+    try:
+        from .pipeline.embedded import run_embedded
+    except ImportError as exc:
+        raise UsageError(
+            f"qlumeter run needs the local extras (pip install -e '.[dev]'): {exc}"
+        ) from None
+    template = Path(args.template) if args.template else None
+    document = run_embedded(
+        sub,
+        root,
+        min(args.as_of, sub.end_date or args.as_of),
+        template,
+        _progress_printer(err, args.quiet),
     )
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-        print(table, file=out)
-        print(f"{note}; report written to {args.out}", file=out)
-    else:
-        print(text, file=out)
-        print(table, file=err)
-        print(note, file=err)
+    _emit(document, sub, args, out, err)
     return 0
 
 
@@ -144,13 +202,20 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="qlumeter", description="QLU metering")
     commands = parser.add_subparsers(dest="command", required=True)
-    meter = commands.add_parser("meter", help="meter a local inventory folder in memory")
-    meter.add_argument("--subscription", required=True, help="subscription file (YAML or JSON)")
-    meter.add_argument("--inventory", required=True, help="folder laid out like the bucket")
-    meter.add_argument("--as-of", required=True, type=_day, help="YYYY-MM-DD")
-    meter.add_argument("--out", help="write the JSON report here (default: standard output)")
-    meter.add_argument("--quiet", action="store_true", help="no progress lines")
-    meter.set_defaults(handler=cmd_meter)
+    for name, handler, text in (
+        ("meter", cmd_meter, "meter a local inventory folder in memory (the engine alone)"),
+        ("run", cmd_run, "run the whole pipeline (the stack's functions) on embedded moto"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--subscription", required=True, help="subscription (YAML or JSON)")
+        command.add_argument("--inventory", required=True, help="folder laid out like the bucket")
+        command.add_argument("--as-of", required=True, type=_day, help="YYYY-MM-DD")
+        command.add_argument("--out", help="write the JSON report here (default: standard output)")
+        command.add_argument("--html", help="write the HTML report here")
+        command.add_argument("--quiet", action="store_true", help="no progress output")
+        command.set_defaults(handler=handler)
+        if name == "run":
+            command.add_argument("--template", help="the SAM template (default: the checkout's)")
     validate = commands.add_parser("validate", help="check inventory files, list rejected rows")
     validate.add_argument("files", nargs="+", help="inventory files or folders")
     validate.set_defaults(handler=cmd_validate)

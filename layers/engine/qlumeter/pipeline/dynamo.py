@@ -16,6 +16,7 @@ import random
 import time
 import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -238,8 +239,8 @@ class DynamoStore:
         )
         if item.parts_done < item.parts:
             return False
-        item.update(
-            actions=[FileItem.status.set("ok")],
+        item.update(  # readable from now on: a run that started before must see it as new
+            actions=[FileItem.status.set("ok"), FileItem.ingested_at.set(datetime.now(UTC))],
             condition=(FileItem.version == version) & (FileItem.status == "partial"),
         )
         return True
@@ -346,22 +347,17 @@ class DynamoStore:
         except UsageItem.DoesNotExist:
             return TenantState(tenant)
         data = json.loads(item.state or "{}")
-        return TenantState(
-            tenant,
-            _day(data["checkpoint_day"]) if data.get("checkpoint_day") else None,
-            data.get("checkpoint_key"),
-            datetime.fromisoformat(data["checkpoint_at"]) if data.get("checkpoint_at") else None,
-            _day(data["newest_metered"]) if data.get("newest_metered") else None,
-            list(data.get("thresholds", [])),
-        )
+        for name in ("checkpoint_day", "newest_metered", "head_day"):
+            data[name] = _day(data[name]) if data.get(name) else None
+        for name in ("checkpoint_at", "head_at"):
+            data[name] = datetime.fromisoformat(data[name]) if data.get(name) else None
+        return TenantState(tenant, **data)
 
     def put_state(self, state: TenantState) -> None:
         data = {
-            "checkpoint_day": state.checkpoint_day.isoformat() if state.checkpoint_day else None,
-            "checkpoint_key": state.checkpoint_key,
-            "checkpoint_at": state.checkpoint_at.isoformat() if state.checkpoint_at else None,
-            "newest_metered": state.newest_metered.isoformat() if state.newest_metered else None,
-            "thresholds": state.thresholds,
+            name: value.isoformat() if isinstance(value, date) else value
+            for name, value in asdict(state).items()
+            if name != "tenant"
         }
         UsageItem(f"{state.tenant}#STATE", "state", state=json.dumps(data)).save()
 

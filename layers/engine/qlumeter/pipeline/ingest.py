@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import IO
 from urllib.parse import unquote_plus
 
@@ -67,16 +67,25 @@ class IngestResult:
     late: bool = False
 
 
-def _failed_message(obj: ObjectVersion, tenant: str | None, reason: str) -> dict[str, object]:
+def _failed_message(
+    obj: ObjectVersion, tenant: str | None, reason: str, day: date | None
+) -> dict[str, object]:
+    """A v1 message about a refused or unreadable file: it carries no usage (no products,
+    total 0); ``as_of`` is the file's day, or today's when its path has none."""
+    now = datetime.now(UTC)
     return {
         "schema_version": "1",
         "event_type": "ingest_failed",
         "subscription_id": tenant or "unknown",
+        "as_of": (day or now.date()).isoformat(),
+        "revision": 1,
+        "generated_at": now.isoformat().replace("+00:00", "Z"),
+        "products": [],
+        "total_qlus": "0",
         "key": obj.key,
         "version": obj.version,
         "reason": reason,
         "quarantined_as": QUARANTINE_PREFIX + obj.key,
-        "generated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
 
 
@@ -96,12 +105,12 @@ class Ingest:
         self.store, self.objects, self.publisher, self.trigger = store, objects, publisher, trigger
         self.parts, self.split_bytes, self.part_bytes = parts, split_bytes, part_bytes
 
-    def refuse(self, obj: ObjectVersion, tenant: str | None, reason: str) -> IngestResult:
+    def refuse(self, obj: ObjectVersion, ref: FileRef | None, reason: str) -> IngestResult:
         """Quarantine the object whole and tell the consumers."""
+        tenant = ref.tenant if ref else None
         self.objects.copy(obj.bucket, obj.key, obj.version, QUARANTINE_PREFIX + obj.key)
-        self.publisher.publish(
-            _failed_message(obj, tenant, reason), "ingest_failed", tenant or "unknown"
-        )
+        message = _failed_message(obj, tenant, reason, ref.day if ref else None)
+        self.publisher.publish(message, "ingest_failed", tenant or "unknown")
         return IngestResult(obj.key, "refused", reason=reason, tenant=tenant)
 
     def ingest(self, obj: ObjectVersion) -> IngestResult:
@@ -141,7 +150,7 @@ class Ingest:
             ref.tenant,
         )
         if report.status != "ok":
-            self.refuse(obj, ref.tenant, report.reason or "unreadable")
+            self.refuse(obj, ref, report.reason or "unreadable")
             return result
         result.late = self._late(ref)
         return result
@@ -158,7 +167,7 @@ class Ingest:
             )
         if report.status != "ok":
             self.store.fail_parts(ref, obj.version_tag, report.reason or "unreadable")
-            return self.refuse(obj, ref.tenant, report.reason or "unreadable")
+            return self.refuse(obj, ref, report.reason or "unreadable")
         done = self.store.add_part(
             ref, obj.version_tag, report.rows, report.accepted, report.rejected
         )

@@ -54,6 +54,9 @@ class TenantState:
     checkpoint_at: datetime | None = None
     newest_metered: date | None = None
     thresholds: list[str] = field(default_factory=list)  # alert levels in force
+    head_day: date | None = None  # the last run's meter state covers days up to here
+    head_key: str | None = None
+    head_at: datetime | None = None
 
 
 @dataclass

@@ -65,25 +65,45 @@ class MeterService:
         self.store, self.objects, self.publisher = store, objects, publisher
         self.state_bucket, self.clock = state_bucket, clock
 
-    def _restore(self, sub: Subscription, state: TenantState) -> tuple[Meter, date | None]:
+    def _restore(
+        self, sub: Subscription, state: TenantState, as_of: date
+    ) -> tuple[Meter, date | None]:
+        """The newest usable meter state and the day it covers.
+
+        The head (the last run's state) serves when no file for a day it covers arrived
+        since; otherwise the checkpoint that trails by ``late_data_days``, from which late
+        files are replayed on their own days; with neither, the start."""
+        candidates: list[tuple[str, date]] = []
+        fresh = state.head_key and state.head_day and state.head_day <= as_of
+        if fresh and state.head_key and state.head_day and not self._late(sub, state):
+            candidates.append((state.head_key, state.head_day))
         if state.checkpoint_key and state.checkpoint_day:
+            candidates.append((state.checkpoint_key, state.checkpoint_day))
+        for key, day in candidates:
             try:
-                blob = self.objects.get(self.state_bucket, state.checkpoint_key)
-                return Meter.loads(blob, sub), state.checkpoint_day
+                return Meter.loads(self.objects.get(self.state_bucket, key), sub), day
             except ValueError:
-                pass  # the products changed: recompute from the start
+                break  # the counting terms changed: recompute from the start
         return Meter(sub), None
+
+    def _late(self, sub: Subscription, state: TenantState) -> bool:
+        """Did a file for a day the head covers arrive after the head was taken?"""
+        assert state.head_day is not None and state.head_at is not None
+        first = state.checkpoint_day + timedelta(days=1) if state.checkpoint_day else sub.start_date
+        manifests = self.store.manifests(sub.subscription_id, first, state.head_day)
+        return any(m.ingested_at > state.head_at for m in manifests)
 
     def run(self, tenant: str, as_of: date) -> RunResult:
         sub = self.store.get_subscription(tenant)
         if sub is None:
             return RunResult(tenant, "no_subscription")
         as_of = effective_as_of(sub, as_of)
+        started = self.clock()
         state = self.store.get_state(tenant)
-        meter, checkpoint = self._restore(sub, state)
-        first_new = checkpoint + timedelta(days=1) if checkpoint else sub.start_date
+        meter, restored = self._restore(sub, state, as_of)
+        first_new = restored + timedelta(days=1) if restored else sub.start_date
         result = RunResult(tenant, "metered", as_of)
-        alerts = self._late_files(sub, state, checkpoint)
+        alerts = self._late_files(sub, state, state.checkpoint_day)
         manifests = [m for m in self.store.manifests(tenant, first_new, as_of) if m.status == "ok"]
         versions = {m.ref.key: m.version for m in manifests}
         rows: list[Observation] = []
@@ -92,17 +112,19 @@ class MeterService:
         meter.add([m.ref for m in manifests], rows)
         result.rows_replayed = len(rows)
         new: Daily = {}
-        keep_until = max(
-            checkpoint or first_new - timedelta(days=1), as_of - timedelta(days=sub.late_data_days)
-        )
+        keep_until = as_of - timedelta(days=sub.late_data_days)
         if keep_until >= first_new:
             _merge(new, meter.advance(keep_until, first_new))
             meter.compact()
             key = f"{CHECKPOINT_PREFIX}{tenant}/{keep_until}.pickle"
             self.objects.put(self.state_bucket, key, meter.dumps())
             state.checkpoint_day, state.checkpoint_key = keep_until, key
-            state.checkpoint_at = self.clock()
+            state.checkpoint_at = started
         _merge(new, meter.advance(as_of, max(first_new, keep_until + timedelta(days=1))))
+        meter.compact()
+        state.head_key = f"{CHECKPOINT_PREFIX}{tenant}/head.pickle"
+        self.objects.put(self.state_bucket, state.head_key, meter.dumps())
+        state.head_day, state.head_at = as_of, started
         self.store.put_daily(tenant, new)
         result.days_replayed = len({d for days in new.values() for d in days})
         result.checkpoint_day = state.checkpoint_day
