@@ -27,8 +27,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 demo: $(STAMP)
-	$(BIN)/qlumeter sample --out out/demo
-	$(BIN)/qlumeter meter --quiet --subscription out/demo/subscription.yaml --inventory out/demo --as-of 2026-03-31 --out out/demo/report.json
+	$(BIN)/qlumeter demo --out out/demo
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import BaseModel, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
@@ -69,8 +69,7 @@ def handler(event: MeterRequest, context: LambdaContext) -> dict[str, Any]:
             name="EventsPublished", unit=MetricUnit.Count, value=len(result.published)
         )
         for code, qlus in result.qlus.items():
-            with single_metric(name="QLUs", unit=MetricUnit.Count, value=float(qlus)) as metric:
-                metric.add_dimension(name="product", value=code)
+            metrics.add_metric(name=f"QLUs.{code}", unit=MetricUnit.Count, value=float(qlus))
         logger.info("metered", extra={"result": asdict(result)})
     if failed:
         raise RuntimeError(f"metering failed for: {', '.join(failed)}")

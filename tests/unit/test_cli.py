@@ -247,3 +247,67 @@ def test_run_drives_the_stack_and_equals_meter(tenant: Path) -> None:
         jsonschema.validate(message, SCHEMA, format_checker=jsonschema.FormatChecker())
     assert "<svg" in (tenant / "run.html").read_text()
     assert "total QLUs as of 2026-01-05: 10" in out
+
+
+def test_explain_names_the_window_entities_rules_and_files(tenant: Path) -> None:
+    code, out, err = cli(
+        "explain",
+        "--subscription",
+        str(tenant / "sub.yaml"),
+        "--inventory",
+        str(tenant),
+        "--product",
+        "vmdr",
+        "--day",
+        "2026-01-02",
+    )
+    assert code == 0, err
+    assert "VMDR (Vulnerability Management, Detection & Response) as of 2026-01-02" in out
+    assert "utilization 4 x ratio 1.5 = 6 QLUs" in out
+    assert "components: A1=3, A2=1, B=0, C=0" in out
+    assert "counted per source: cloud_agent=3, scanner=2" in out
+    assert "  agent:a0: A1" in out and "  ip:default/10.0.0.5: A2" in out
+    assert "tenant=acme/source=scanner/date=2026-01-02/export.jsonl" in out
+    code, out, _ = cli(
+        "explain",
+        "--subscription",
+        str(tenant / "sub.yaml"),
+        "--inventory",
+        str(tenant),
+        "--product",
+        "CSAM",
+        "--day",
+        "2026-01-06",
+    )
+    assert "left out: 4" in out and "no state on the day" in out
+    code, _, err = cli(
+        "explain",
+        "--subscription",
+        str(tenant / "sub.yaml"),
+        "--inventory",
+        str(tenant),
+        "--product",
+        "EDR",
+        "--day",
+        "2026-01-02",
+    )
+    assert code == 2 and "EDR is not in subscription acme" in err
+
+
+def test_schema_prints_the_row_and_summary_schemas() -> None:
+    code, out, _ = cli("schema")
+    schemas = json.loads(out)
+    assert schemas["summary"] == SCHEMA
+    row = schemas["row"]
+    assert "asset_type" in row["properties"]
+    jsonschema.Draft202012Validator.check_schema(row)
+
+
+def test_demo_runs_the_pipeline_on_a_short_sample(tmp_path: Path) -> None:
+    code, out, err = cli("demo", "--out", str(tmp_path), "--days", "3", "--quiet")
+    assert code == 0, err
+    document = json.loads((tmp_path / "report.json").read_text())
+    assert document["summary"]["as_of"] == "2026-01-03"
+    assert len(document["summary"]["products"]) == 22
+    assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
+    assert "total QLUs as of 2026-01-03" in out

@@ -6,17 +6,21 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from .config import ConfigError, Subscription, load_subscription
-from .local import meter_folder
+from .explain import explain
+from .explain import render as render_explanation
+from .local import collector_paused, load_folder, meter_folder
 from .metering import effective_as_of
 from .paths import PathError, parse_key
 from .reader import read_file
 from .report import render_html
-from .sample import write_sample
+from .rows import row_json_schema
+from .sample import DEMO_DAYS, write_sample
 
 
 class UsageError(Exception):
@@ -199,6 +203,46 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def cmd_explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    sub, root = _inputs(args)
+    with collector_paused():
+        inventory = load_folder(root, sub.subscription_id, args.day)
+        explanation = explain(
+            sub,
+            inventory.readable,
+            inventory.observations,
+            args.product.upper(),
+            args.day,
+            args.sample,
+        )
+    print(render_explanation(explanation), file=out)
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    schemas = {
+        "row": row_json_schema(),
+        "summary": json.loads(
+            resources.files("qlumeter").joinpath("schemas/usage-summary.v1.schema.json").read_text()
+        ),
+    }
+    chosen = schemas if args.which == "all" else schemas[args.which]
+    print(json.dumps(chosen, indent=2), file=out)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    root = Path(args.out)
+    subscription, rows = write_sample(root, args.days)
+    print(f"sample tenant: {rows} rows over {args.days} days under {root}", file=err)
+    sub = load_subscription(subscription)
+    as_of = sub.start_date + timedelta(days=args.days - 1)
+    args.subscription, args.inventory, args.as_of = str(subscription), str(root), as_of
+    args.out, args.html = str(root / "report.json"), str(root / "report.html")
+    args.template = None
+    return cmd_run(args, out, err)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="qlumeter", description="QLU metering")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -219,6 +263,21 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check inventory files, list rejected rows")
     validate.add_argument("files", nargs="+", help="inventory files or folders")
     validate.set_defaults(handler=cmd_validate)
+    explain_cmd = commands.add_parser("explain", help="why a product's number is what it is")
+    explain_cmd.add_argument("--subscription", required=True, help="subscription (YAML or JSON)")
+    explain_cmd.add_argument("--inventory", required=True, help="folder laid out like the bucket")
+    explain_cmd.add_argument("--product", required=True, help="product code, e.g. VMDR")
+    explain_cmd.add_argument("--day", required=True, type=_day, help="YYYY-MM-DD")
+    explain_cmd.add_argument("--sample", type=int, default=10, help="entities listed (10)")
+    explain_cmd.set_defaults(handler=cmd_explain)
+    schema = commands.add_parser("schema", help="print the inventory row and summary schemas")
+    schema.add_argument("which", nargs="?", choices=["all", "row", "summary"], default="all")
+    schema.set_defaults(handler=cmd_schema)
+    demo = commands.add_parser("demo", help="sample tenant -> run -> table and report.html")
+    demo.add_argument("--out", default="out/demo", help="folder for the sample and reports")
+    demo.add_argument("--days", type=int, default=DEMO_DAYS, help=f"days ({DEMO_DAYS})")
+    demo.add_argument("--quiet", action="store_true", help="no progress output")
+    demo.set_defaults(handler=cmd_demo)
     sample = commands.add_parser("sample", help="write a realistic sample tenant (90 days)")
     sample.add_argument("--out", required=True, help="folder to write it into")
     sample.set_defaults(handler=cmd_sample)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pickle
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -18,7 +18,7 @@ from .catalog import MARKS, PRODUCTS, DayValue, Product
 from .config import Subscription
 from .observation import Observation
 from .paths import FileRef
-from .timeline import Timeline
+from .timeline import DayView, Timeline
 from .vocabulary import PRODUCT_CODES
 from .windows import WindowResult, avg90, interval_of, peak15, rolling_start, sum90
 
@@ -86,17 +86,27 @@ class Meter:
         files, observations = list(files), list(observations)
         return max((t.add(files, observations) for t in self.timelines.values()), default=0)
 
-    def advance(self, through: date, evaluate_from: date, detail_day: date | None = None) -> Daily:
-        """Replay up to ``through``; evaluate every product on days from ``evaluate_from``."""
+    def advance(
+        self,
+        through: date,
+        evaluate_from: date,
+        detail_day: date | None = None,
+        inspect: Callable[[str, DayView], None] | None = None,
+    ) -> Daily:
+        """Replay up to ``through``; evaluate every product on days from ``evaluate_from``.
+
+        On ``detail_day`` the counted entities are kept, and ``inspect`` sees each
+        product's view of that day."""
         daily: Daily = {code: {} for codes in self.groups.values() for code in codes}
         for start, codes in sorted(self.groups.items()):
             if start > through:
                 continue
             for view in self.timelines[start].days(evaluate_from, through):
                 for code in codes:
-                    daily[code][view.day] = PRODUCTS[code].rule.evaluate(
-                        view, view.day == detail_day
-                    )
+                    detail = view.day == detail_day
+                    daily[code][view.day] = PRODUCTS[code].rule.evaluate(view, detail)
+                    if detail and inspect:
+                        inspect(code, view)
         return daily
 
     def covered_days(self, source: str) -> set[date]:

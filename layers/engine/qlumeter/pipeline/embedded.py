@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -42,6 +43,7 @@ def run_embedded(
     template = template or default_template()
     if not template.is_file():
         raise FileNotFoundError(f"template not found: {template} (use --template)")
-    with _environment(), mock_aws():
+    with _environment(), mock_aws(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No application metrics")
         stack = Stack(template, parameters={"LogLevel": "ERROR"})
         return run_stack(stack, sub, root, as_of, progress)

@@ -51,8 +51,8 @@ def run_stack(
     for done, (path, key) in enumerate(files, 1):
         stack.upload_file(key, path.read_bytes())
         report("uploaded", done, len(files))
-    for delivered, _ in enumerate(stack.drain(), 1):
-        report("ingested", delivered, len(files))
+    for delivered, _ in enumerate(stack.drain(), 1):  # parts of large files come back
+        report("ingested", delivered, max(delivered, len(files)))
     messages: list[dict[str, Any]] = []
     days = [sub.start_date + timedelta(days=n) for n in range((as_of - sub.start_date).days + 1)]
     for done, day in enumerate(days, 1):

@@ -1,0 +1,161 @@
+"""Why a number is what it is: one product on one day, entity by entity."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from .catalog import PRODUCTS, CumulativeRule, DailyRule, DayValue, StateRule
+from .config import Subscription
+from .metering import Meter, effective_as_of, metering_as_of
+from .numbers import fmt4
+from .observation import Kind, Observation
+from .paths import FileRef
+from .summary import product_entry
+from .timeline import DayView
+
+
+@dataclass
+class Explanation:
+    """The window and the day's value of one product, with the entities behind them."""
+
+    entry: dict[str, Any]  # the product's summary entry as of the day
+    day: date
+    value: str
+    components: dict[str, str]
+    counted: list[tuple[str, str]]  # (entity, why), a sample
+    counted_total: int
+    excluded: list[tuple[str, str]]  # (entity, the rule that left it out), a sample
+    excluded_total: int
+    per_source: dict[str, int] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+
+def _observations(code: str, view: DayView, entity: str) -> list[Observation]:
+    """What an entity showed the product that day."""
+    rule = PRODUCTS[code].rule
+    if isinstance(rule, DailyRule) or not isinstance(rule, StateRule | CumulativeRule):
+        return [o for o in view.today if entity in (o.key, f"{o.path}:{o.line}")]
+    for hd in view.hosts.values():
+        if hd.canonical == entity:
+            return list((hd.latest if isinstance(rule, CumulativeRule) else hd.states).values())
+    return list(view.others.get(entity, {}).values())
+
+
+def _excluded(code: str, view: DayView, counted: dict[str, str]) -> Iterable[tuple[str, str]]:
+    """Entities the product could have counted that day, and why it did not."""
+    rule = PRODUCTS[code].rule
+    if isinstance(rule, StateRule | CumulativeRule):
+        hosts = Kind.HOST in rule.kinds if isinstance(rule, StateRule) else True
+        for hd in view.hosts.values() if hosts else ():
+            if hd.canonical in counted:
+                continue
+            if hd.purged:
+                yield hd.canonical, "purged by the purge rules"
+            elif isinstance(rule, CumulativeRule):
+                if hd.flags and any(hd.flags & (1 << bit) for _, bit in rule.components):
+                    yield hd.canonical, f"attributed to CWP_FLEXSCAN ({code} excludes it)"
+                else:
+                    yield hd.canonical, "never observed as the product's components require"
+            elif not hd.states:
+                yield hd.canonical, "no state on the day (in no snapshot in force)"
+            else:
+                yield hd.canonical, "no passing state: " + _describe(hd.states.values())
+        if isinstance(rule, StateRule):
+            for key, states in view.others.items():
+                kind = next(iter(states.values())).kind
+                if (
+                    kind in rule.kinds
+                    and key not in counted
+                    and not (rule.merge_cloud and key in view.uf)
+                ):
+                    yield key, "no passing state: " + _describe(states.values())
+        return
+    for obs in view.today:
+        if obs.key and obs.key not in counted and f"{obs.path}:{obs.line}" not in counted:
+            reason = "removed status" if obs.removed else "not eligible for " + code
+            yield obs.key, f"{reason}: {_describe([obs])}"
+
+
+def _describe(observations: Iterable[Observation]) -> str:
+    return "; ".join(
+        f"{o.source} {o.asset_type} {o.status}"
+        + (f" modules={','.join(sorted(o.modules))}" if o.modules else "")
+        for o in observations
+    )
+
+
+def explain(
+    sub: Subscription,
+    files: list[FileRef],
+    observations: list[Observation],
+    code: str,
+    day: date,
+    sample: int = 10,
+) -> Explanation:
+    """Explain product ``code`` as of ``day`` from readable files and their rows."""
+    if code not in sub.products:
+        raise ValueError(f"product {code} is not in subscription {sub.subscription_id}")
+    day = effective_as_of(sub, day)
+    state = Meter(sub)
+    state.add(files, observations)
+    views: dict[str, DayView] = {}
+    daily = state.advance(
+        day, sub.start_date, detail_day=day, inspect=lambda product, v: views.update({product: v})
+    )
+    usage = next(u for u in metering_as_of(sub, day, daily, state).products if u.code == code)
+    value: DayValue | None = daily[code].get(day)
+    counted = dict(value.counted or {}) if value else {}
+    view = views.get(code)
+    excluded = list(_excluded(code, view, counted)) if view else []
+    per_source: Counter[str] = Counter()
+    paths: set[str] = set()
+    for entity in counted:
+        shown = _observations(code, view, entity) if view else []
+        per_source.update({o.source for o in shown})
+        paths.update(o.path for o in shown)
+    return Explanation(
+        entry=product_entry(sub, usage),
+        day=day,
+        value=fmt4(value.value) if value else "0",
+        components={k: fmt4(v) for k, v in (value.components if value else {}).items()},
+        counted=sorted(counted.items())[:sample],
+        counted_total=len(counted),
+        excluded=sorted(excluded)[:sample],
+        excluded_total=len(excluded),
+        per_source=dict(sorted(per_source.items())),
+        files=sorted(paths),
+    )
+
+
+def render(x: Explanation) -> str:
+    """The explanation as text for a terminal."""
+    e = x.entry
+    lines = [
+        f"{e['product']} ({e['name']}) as of {x.day}",
+        f"window {e['window']} {e['window_start']}..{e['window_end']}: utilization "
+        f"{e['utilization']} x ratio {e['ratio']} = {e['qlus']} QLUs"
+        + (f" (included with {e['included_with']})" if e.get("included_with") else ""),
+    ]
+    if e.get("peak_day"):
+        lines.append(f"peak day: {e['peak_day']}")
+    if e.get("covered_days") is not None:
+        lines.append(f"covered days: {e['covered_days']}")
+    lines.append(f"value on {x.day}: {x.value}")
+    if x.components:
+        lines.append("components: " + ", ".join(f"{k}={v}" for k, v in x.components.items()))
+    lines.append(
+        "counted per source: " + (", ".join(f"{s}={n}" for s, n in x.per_source.items()) or "none")
+    )
+    lines.append(f"counted entities: {x.counted_total} (sample)")
+    lines += [f"  {entity}: {why}" for entity, why in x.counted]
+    lines.append(f"left out: {x.excluded_total} (sample)")
+    lines += [f"  {entity}: {why}" for entity, why in x.excluded]
+    lines.append(f"input files behind the counted entities: {len(x.files)}")
+    lines += [f"  {path}" for path in x.files[:20]]
+    if len(x.files) > 20:
+        lines.append(f"  ... {len(x.files) - 20} more")
+    return "\n".join(lines)
