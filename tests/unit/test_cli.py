@@ -296,6 +296,7 @@ def test_explain_names_the_window_entities_rules_and_files(tenant: Path) -> None
 
 def test_schema_prints_the_row_and_summary_schemas() -> None:
     code, out, _ = cli("schema")
+    assert code == 0
     schemas = json.loads(out)
     assert schemas["summary"] == SCHEMA
     row = schemas["row"]
