@@ -14,10 +14,10 @@ from typing import Any, NoReturn, TextIO
 from .config import ConfigError, Subscription, load_subscription
 from .explain import explain
 from .explain import render as render_explanation
-from .local import collector_paused, load_folder, meter_folder
+from .local import load_folder, meter_folder
 from .metering import effective_as_of
 from .paths import PathError, parse_key
-from .reader import read_file
+from .reader import collector_paused, read_file
 from .report import render_html
 from .rows import row_json_schema
 from .sample import DEMO_DAYS, write_sample

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -15,22 +13,8 @@ from .config import Subscription
 from .metering import Metering, meter
 from .observation import Observation
 from .paths import FileRef, PathError, parse_key
-from .reader import FileReport, Reject, read_file
+from .reader import FileReport, Reject, collector_paused, read_file
 from .summary import build_summary, daily_table
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector: reading and metering build millions of small
-    acyclic objects (freed by reference counting), and its full scans would dominate."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
 
 _TENANT = re.compile(r"(?:^|/)tenant=([^/]*)/")
 

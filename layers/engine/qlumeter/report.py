@@ -106,14 +106,14 @@ class Series:
 
 
 def read_series(rows: Iterable[Mapping[str, Any]], as_of: date) -> Series:
-    """Daily rows (``day``, decimal ``value``, optional ``covered``) up to ``as_of``;
-    without ``covered``, a day present in the series is covered."""
+    """Daily rows (``day``, decimal ``value``, optional ``exact`` and ``covered``) up to
+    ``as_of``; without ``covered``, a day present in the series is covered."""
     values: dict[date, Fraction] = {}
     covered: set[date] = set()
     for row in rows:
         day = date.fromisoformat(row["day"])
         if day <= as_of:
-            values[day] = Fraction(row["value"])
+            values[day] = Fraction(row.get("exact", row["value"]))
             if row.get("covered", True):
                 covered.add(day)
     return Series(values, covered)
@@ -536,11 +536,6 @@ def _interval_table(
     notes = []
     if product.get("included_with"):
         notes.append(f"{_e(product['product'])} is included with {_e(product['included_with'])}.")
-    elif sub.rounding.utilization == "exact" and len(rows) > 1:
-        notes.append(
-            "Earlier intervals come from the daily values shown to 4 decimals:"
-            " their QLUs can differ from that day's summary in the last digit."
-        )
     table = _table(
         ("interval", "from", "to", "peak day", "utilization", "QLUs"),
         rows,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from .catalog import DayValue
 from .config import Subscription
 from .metering import Metering, ProductUsage
 from .numbers import fmt, fmt4, round_half_up
@@ -102,15 +103,20 @@ def build_summary(
     }
 
 
+def daily_rows(daily: Mapping[date, DayValue], covered: set[date] | None) -> list[dict[str, Any]]:
+    """Daily values shown to 4 decimals, with the exact fraction when 4 decimals round it,
+    and for avg90 products whether a file of the coverage source covers the day."""
+    rows = []
+    for day, value in sorted(daily.items()):
+        row: dict[str, Any] = {"day": day.isoformat(), "value": fmt4(value.value)}
+        if Fraction(row["value"]) != value.value:
+            row["exact"] = str(value.value)
+        if covered is not None:
+            row["covered"] = day in covered
+        rows.append(row)
+    return rows
+
+
 def daily_table(metering: Metering) -> dict[str, list[dict[str, Any]]]:
-    """Every evaluated day's value per product, shown to 4 decimals (avg90: and whether a
-    file of its source covers the day)."""
-    table: dict[str, list[dict[str, Any]]] = {}
-    for usage in metering.products:
-        rows = table[usage.code] = []
-        for day, value in sorted(usage.daily.items()):
-            row: dict[str, Any] = {"day": day.isoformat(), "value": fmt4(value.value)}
-            if usage.covered is not None:
-                row["covered"] = day in usage.covered
-            rows.append(row)
-    return table
+    """Every evaluated day's value per product."""
+    return {usage.code: daily_rows(usage.daily, usage.covered) for usage in metering.products}

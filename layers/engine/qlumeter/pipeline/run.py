@@ -18,9 +18,9 @@ from typing import Any
 from ..catalog import PRODUCTS
 from ..config import Subscription
 from ..local import tenant_files
-from ..numbers import fmt4
 from ..paths import PathError, parse_key
 from ..reader import Reject
+from ..summary import daily_rows
 from ..vocabulary import PRODUCT_CODES
 from .dynamo import DynamoStore
 from .ingest import INVENTORY_PREFIX, REJECTS_PREFIX
@@ -88,16 +88,15 @@ def stored_daily(sub: Subscription, as_of: date) -> dict[str, list[dict[str, Any
     for m in store.manifests(sub.subscription_id, sub.start_date, as_of):
         if m.status == "ok":
             covered.setdefault(m.ref.source, set()).add(m.ref.day)
-    table: dict[str, list[dict[str, Any]]] = {}
-    for code, days in store.daily(sub.subscription_id, codes, sub.start_date, as_of).items():
-        coverage = PRODUCTS[code].coverage
-        rows = table[code] = []
-        for day, value in sorted(days.items()):
-            row: dict[str, Any] = {"day": day.isoformat(), "value": fmt4(value.value)}
-            if PRODUCTS[code].window == "avg90":
-                row["covered"] = day in covered.get(coverage or "", set())
-            rows.append(row)
-    return table
+    return {
+        code: daily_rows(
+            days,
+            covered.get(PRODUCTS[code].coverage or "", set())
+            if PRODUCTS[code].window == "avg90"
+            else None,
+        )
+        for code, days in store.daily(sub.subscription_id, codes, sub.start_date, as_of).items()
+    }
 
 
 def stored_ingest(
