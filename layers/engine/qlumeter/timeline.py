@@ -110,6 +110,8 @@ class HostDay:
     def add_state(self, obs: Observation) -> None:
         if self.states is _NO_STATES:
             self.states = {}
+        elif self.states is self.latest:
+            self.states = dict(self.latest)  # shared until it differs
         _keep_latest(self.states, obs)
 
     def ghost(self) -> bool:
@@ -237,7 +239,7 @@ class Timeline:
                 info = ElementInfo(self.track_purge)
                 self.ip_only.append((obs, info))
             else:
-                self.uf.link(host_strong_ids(obs))
+                self.uf.link((obs.key, *host_strong_ids(obs)[1:]))  # one string per id
                 self.ips.add(obs)
                 info = self.host_infos.get(obs.key) or self.host_infos.setdefault(
                     obs.key, ElementInfo(self.track_purge)
@@ -297,6 +299,9 @@ class Timeline:
                 held.absorb(info)
         if delta:
             for hd in hosts.values():
+                if all(obs.source in delta for obs in hd.latest.values()):
+                    hd.states = hd.latest  # every state is the latest observation: share it
+                    continue
                 for obs in hd.latest.values():
                     if obs.source in delta:
                         hd.add_state(obs)
