@@ -3,7 +3,6 @@ publishes usage summaries, closed intervals, threshold alerts and corrections.""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -64,13 +63,13 @@ def handler(event: MeterRequest, context: LambdaContext) -> dict[str, Any]:
             logger.exception("metering failed")
             failed.append(tenant)
             continue
-        results.append(asdict(result))
+        results.append(result.as_json())
         metrics.add_metric(
             name="EventsPublished", unit=MetricUnit.Count, value=len(result.published)
         )
         for code, qlus in result.qlus.items():
             metrics.add_metric(name=f"QLUs.{code}", unit=MetricUnit.Count, value=float(qlus))
-        logger.info("metered", extra={"result": asdict(result)})
+        logger.info("metered", extra={"result": result.as_json()})
     if failed:
         raise RuntimeError(f"metering failed for: {', '.join(failed)}")
     return {"as_of": as_of.isoformat(), "results": results}

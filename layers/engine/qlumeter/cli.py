@@ -138,6 +138,21 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(
             f"qlumeter run needs the local extras (pip install -e '.[dev]'): {exc}"
         ) from None
+    if args.endpoint_url or args.profile or args.stack_name:
+        from .pipeline.remote import run_remote
+
+        document = run_remote(
+            sub,
+            root,
+            min(args.as_of, sub.end_date or args.as_of),
+            args.stack_name,
+            args.profile,
+            args.region,
+            args.endpoint_url,
+            _progress_printer(err, args.quiet),
+        )
+        _emit(document, sub, args, out, err)
+        return 0
     template = Path(args.template) if args.template else None
     document = run_embedded(
         sub,
@@ -239,7 +254,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     as_of = sub.start_date + timedelta(days=args.days - 1)
     args.subscription, args.inventory, args.as_of = str(subscription), str(root), as_of
     args.out, args.html = str(root / "report.json"), str(root / "report.html")
-    args.template = None
+    args.template = args.endpoint_url = args.profile = args.region = args.stack_name = None
     return cmd_run(args, out, err)
 
 
@@ -260,6 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(handler=handler)
         if name == "run":
             command.add_argument("--template", help="the SAM template (default: the checkout's)")
+            command.add_argument("--stack-name", help="a deployed stack (default qlumeter-dev)")
+            command.add_argument("--profile", help="AWS profile of the deployed stack")
+            command.add_argument("--region", help="AWS region of the deployed stack")
+            command.add_argument("--endpoint-url", help="an AWS-compatible endpoint instead")
     validate = commands.add_parser("validate", help="check inventory files, list rejected rows")
     validate.add_argument("files", nargs="+", help="inventory files or folders")
     validate.set_defaults(handler=cmd_validate)

@@ -111,12 +111,15 @@ TABLES: dict[str, type[Model]] = {
 }
 
 
-def bind(names: dict[str, str], region: str | None = None) -> None:
-    """Point each model at its table: ``names`` maps logical names to real ones."""
+def bind(names: dict[str, str], region: str | None = None, host: str | None = None) -> None:
+    """Point each model at its table: ``names`` maps logical names to real ones; ``host``
+    is another endpoint (an AWS-compatible service)."""
     for logical, model in TABLES.items():
         model.Meta.table_name = names[logical]
         if region:
             model.Meta.region = region
+        if host:
+            model.Meta.host = host
         model._connection = None  # rebuilt with the new settings
 
 

@@ -9,11 +9,11 @@ collected from a subscribed queue. The report has the shape of ``qlumeter meter`
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..catalog import PRODUCTS
 from ..config import Subscription
@@ -24,9 +24,21 @@ from ..summary import daily_rows
 from ..vocabulary import PRODUCT_CODES
 from .dynamo import DynamoStore
 from .ingest import INVENTORY_PREFIX, REJECTS_PREFIX
-from .stack import Stack
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+class Driver(Protocol):
+    """A stack to run on: the local one (moto) or a deployed one."""
+
+    s3: Any
+    inventory_bucket: str
+
+    def put_subscription(self, subscription: dict[str, Any]) -> dict[str, Any]: ...
+    def upload_file(self, key: str, body: bytes) -> None: ...
+    def drain(self) -> Iterator[Any]: ...
+    def meter(self, **event: Any) -> dict[str, Any]: ...
+    def published(self, url: str | None = None) -> list[dict[str, Any]]: ...
 
 
 def default_template() -> Path:
@@ -35,7 +47,7 @@ def default_template() -> Path:
 
 
 def run_stack(
-    stack: Stack, sub: Subscription, root: Path, as_of: date, progress: Progress | None = None
+    stack: Driver, sub: Subscription, root: Path, as_of: date, progress: Progress | None = None
 ) -> dict[str, Any]:
     """Drive ``stack`` over the folder's files of ``sub``'s tenant; return the report."""
     report = progress or (lambda what, done, total: None)
@@ -100,7 +112,7 @@ def stored_daily(sub: Subscription, as_of: date) -> dict[str, list[dict[str, Any
 
 
 def stored_ingest(
-    stack: Stack, sub: Subscription, as_of: date, messages: list[dict[str, Any]]
+    stack: Driver, sub: Subscription, as_of: date, messages: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Manifests, refused objects and rejected rows, as ``qlumeter meter`` reports them."""
     store = DynamoStore()

@@ -94,7 +94,37 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
     }
 
 
-class Stack:
+class Consumer:
+    """Reads what the topic delivered to a subscribed queue (``consumer_url``)."""
+
+    sqs: Any
+    consumer_url: str
+
+    def receive(self, url: str) -> list[dict[str, Any]]:
+        """Every message waiting in a queue (deleted as received)."""
+        messages: list[dict[str, Any]] = []
+        while batch := self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            messages.extend(batch)
+            for m in batch:
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        return messages
+
+    def published(self, url: str | None = None) -> list[dict[str, Any]]:
+        """SNS messages delivered to a subscribed queue: bodies plus ``_attributes``."""
+        out = []
+        for m in self.receive(url or self.consumer_url):
+            envelope = json.loads(m["Body"])
+            body = json.loads(envelope["Message"])
+            body["_attributes"] = {
+                k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()
+            }
+            out.append(body)
+        return out
+
+
+class Stack(Consumer):
     """The template's resources and functions on one endpoint, driven in process."""
 
     def __init__(
@@ -272,17 +302,6 @@ class Stack:
                 keys.append(key)
         return keys
 
-    def receive(self, url: str) -> list[dict[str, Any]]:
-        """Every message waiting in a queue (deleted as received)."""
-        messages: list[dict[str, Any]] = []
-        while batch := self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
-            "Messages", []
-        ):
-            messages.extend(batch)
-            for m in batch:
-                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-        return messages
-
     def deliver(self, messages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Hand the queue's messages (or the given ones) to the ingest handler."""
         messages = self.receive(self.queue_url) if messages is None else messages
@@ -299,15 +318,3 @@ class Stack:
 
     def meter(self, **event: Any) -> dict[str, Any]:
         return dict(self.meter_app.handler(event, Context("meter")))
-
-    def published(self, url: str | None = None) -> list[dict[str, Any]]:
-        """SNS messages delivered to a subscribed queue: bodies plus ``_attributes``."""
-        out = []
-        for m in self.receive(url or self.consumer_url):
-            envelope = json.loads(m["Body"])
-            body = json.loads(envelope["Message"])
-            body["_attributes"] = {
-                k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()
-            }
-            out.append(body)
-        return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -49,6 +49,11 @@ class RunResult:
     total_qlus: str | None = None
     qlus: dict[str, str] = field(default_factory=dict)  # per product, as of the run's day
     checkpoint_day: date | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready (days as ISO text): a Lambda's response must serialize."""
+        data: dict[str, Any] = json.loads(json.dumps(asdict(self), default=str))
+        return data
 
 
 class MeterService:

@@ -1,0 +1,146 @@
+"""A deployed stack (or any AWS-compatible endpoint) driven like the local one: for
+``qlumeter run --endpoint-url/--profile``. Names come from the stack's outputs."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from ..config import Subscription
+from ..paths import parse_key
+from .dynamo import DynamoStore, bind
+from .ingest import INVENTORY_PREFIX, QUARANTINE_PREFIX
+from .run import Progress, run_stack
+from .stack import Consumer
+
+DEFAULT_STACK = "qlumeter-dev"
+POLL_SECONDS = 2.0
+INGEST_TIMEOUT = 1800.0  # a large file may take several 15-minute parts
+
+
+class RemoteStack(Consumer):
+    """The deployed functions, reached through their bucket, tables, topic and APIs."""
+
+    def __init__(self, session: Any, stack_name: str, endpoint_url: str | None = None) -> None:
+        def client(service: str) -> Any:
+            return session.client(service, endpoint_url=endpoint_url)
+
+        stacks = client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+        self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+        self.s3, self.sqs, self.sns = client("s3"), client("sqs"), client("sns")
+        self.lambda_ = client("lambda")
+        self.inventory_bucket = self.outputs["InventoryBucketName"]
+        self.topic_arn = self.outputs["TopicArn"]
+        bind(
+            {
+                name: self.outputs[f"{name.title()}TableName"]
+                for name in ("observations", "files", "usage", "subscriptions")
+            },
+            region=session.region_name,
+            host=endpoint_url,
+        )
+        name = f"qlumeter-run-{int(time.time())}"
+        self.consumer_url = str(self.sqs.create_queue(QueueName=name)["QueueUrl"])
+        queue_arn = self.sqs.get_queue_attributes(
+            QueueUrl=self.consumer_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sns.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": self.topic_arn}},
+                }
+            ],
+        }
+        self.sqs.set_queue_attributes(
+            QueueUrl=self.consumer_url, Attributes={"Policy": json.dumps(policy)}
+        )
+        self.subscription_arn = self.sns.subscribe(
+            TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn, ReturnSubscriptionArn=True
+        )["SubscriptionArn"]
+        self.uploaded: list[str] = []
+
+    def close(self) -> None:
+        """Remove the run's own queue and subscription."""
+        self.sns.unsubscribe(SubscriptionArn=self.subscription_arn)
+        self.sqs.delete_queue(QueueUrl=self.consumer_url)
+
+    def _invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
+        response = self.lambda_.invoke(
+            FunctionName=self.outputs[function], Payload=json.dumps(event).encode()
+        )
+        payload = json.loads(response["Payload"].read() or b"{}")
+        if response.get("FunctionError"):
+            raise RuntimeError(f"{self.outputs[function]} failed: {payload}")
+        return dict(payload)
+
+    def put_subscription(self, subscription: dict[str, Any]) -> dict[str, Any]:
+        result = self._invoke("AdminFunctionName", {"action": "put", "subscription": subscription})
+        if not result.get("ok"):
+            raise ValueError(f"subscription refused: {result.get('error')}")
+        return result
+
+    def upload_file(self, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=self.inventory_bucket, Key=key, Body=body)
+        self.uploaded.append(key)
+
+    def drain(self) -> Iterator[str]:
+        """Wait for the deployed ingest to manifest (or quarantine) every uploaded file."""
+        pending = set(self.uploaded)
+        deadline = time.monotonic() + INGEST_TIMEOUT
+        store = DynamoStore()
+        while pending:
+            for key in sorted(pending):
+                if self._done(store, key):
+                    pending.discard(key)
+                    yield key
+            if pending and time.monotonic() > deadline:
+                raise TimeoutError(f"{len(pending)} files not ingested, e.g. {min(pending)}")
+            if pending:
+                time.sleep(POLL_SECONDS)
+        self.uploaded.clear()
+
+    def _done(self, store: DynamoStore, key: str) -> bool:
+        """Quarantined (refused or unreadable), or manifested as read."""
+        quarantined = self.s3.list_objects_v2(
+            Bucket=self.inventory_bucket, Prefix=f"{QUARANTINE_PREFIX}{key}", MaxKeys=1
+        )
+        if quarantined.get("KeyCount"):
+            return True
+        ref = parse_key(key.removeprefix(INVENTORY_PREFIX))
+        return any(
+            m.ref.key == ref.key and m.status in ("ok", "unreadable")
+            for m in store.manifests(ref.tenant, ref.day, ref.day)
+        )
+
+    def meter(self, **event: Any) -> dict[str, Any]:
+        return self._invoke("MeterFunctionName", event)
+
+
+def run_remote(
+    sub: Subscription,
+    root: Path,
+    as_of: date,
+    stack_name: str | None,
+    profile: str | None,
+    region: str | None,
+    endpoint_url: str | None,
+    progress: Progress,
+) -> dict[str, Any]:
+    """``qlumeter run`` against a deployed stack; the run's queue is removed afterwards."""
+    session = boto3.Session(profile_name=profile, region_name=region)
+    stack = RemoteStack(session, stack_name or DEFAULT_STACK, endpoint_url)
+    try:
+        return run_stack(stack, sub, root, as_of, progress)
+    finally:
+        stack.close()

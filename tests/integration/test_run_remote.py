@@ -1,0 +1,90 @@
+"""``qlumeter run --stack-name``: a deployed stack found by its outputs, driven remotely."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from qlumeter.cli import main
+from qlumeter.pipeline import remote
+from qlumeter.pipeline.stack import REGION, Context
+from tests.integration.conftest import Pipeline
+from tests.integration.test_pipeline import SUBSCRIPTION, inventory
+
+
+def test_run_against_a_deployed_stack_equals_meter(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outputs = {
+        "InventoryBucketName": pipeline.inventory_bucket,
+        "TopicArn": pipeline.topic_arn,
+        "AdminFunctionName": "qlumeter-dev-admin",
+        "MeterFunctionName": "qlumeter-dev-meter",
+        **{
+            f"{name}TableName": pipeline.physical[f"{name}Table"]
+            for name in ("Observations", "Files", "Usage", "Subscriptions")
+        },
+    }
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName="qlumeter-dev",
+        TemplateBody=json.dumps(
+            {
+                "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+                "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+            }
+        ),
+    )
+    functions = {"qlumeter-dev-admin": pipeline.admin, "qlumeter-dev-meter": pipeline.meter_app}
+
+    def invoke(self: Any, FunctionName: str, Payload: bytes) -> dict[str, Any]:
+        result = functions[FunctionName].handler(json.loads(Payload), Context(FunctionName))
+        return {"Payload": io.BytesIO(json.dumps(result).encode())}
+
+    # the deployed plumbing: Lambda invokes by name, and S3 -> SQS -> ingest between polls
+    monkeypatch.setattr(
+        remote.RemoteStack,
+        "_invoke",
+        lambda self, name, event: json.loads(
+            invoke(self, outputs[name], json.dumps(event).encode())["Payload"].read()
+        ),
+    )
+    monkeypatch.setattr(remote.time, "sleep", lambda seconds: pipeline.deliver())
+    (tmp_path / "sub.json").write_text(json.dumps(SUBSCRIPTION))
+    inventory(tmp_path, days=5)
+    common = [
+        "--subscription",
+        str(tmp_path / "sub.json"),
+        "--inventory",
+        str(tmp_path),
+        "--as-of",
+        "2026-01-05",
+        "--quiet",
+    ]
+    assert main(["meter", *common, "--out", str(tmp_path / "meter.json")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                *common,
+                "--stack-name",
+                "qlumeter-dev",
+                "--region",
+                REGION,
+                "--out",
+                str(tmp_path / "run.json"),
+            ]
+        )
+        == 0
+    )
+    metered = json.loads((tmp_path / "meter.json").read_text())
+    ran = json.loads((tmp_path / "run.json").read_text())
+    assert ran["summary"]["products"] == metered["summary"]["products"]
+    assert ran["daily"] == metered["daily"]
+    assert ran["ingest"] == metered["ingest"]
+    queues = boto3.client("sqs", region_name=REGION).list_queues().get("QueueUrls", [])
+    assert not any("qlumeter-run-" in url for url in queues)  # the run cleaned up
