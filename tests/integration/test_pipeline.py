@@ -333,3 +333,54 @@ def test_a_large_object_is_split_into_byte_ranges(pipeline: Pipeline, tmp_path: 
     assert sorted((r["path"], r["line"], r["field"]) for r in rejects) == sorted(
         (r["path"], r["line"], r["field"]) for r in expected["ingest"]["rejects"]
     )
+
+
+def test_plan_caps_and_own_networks_alert_once_per_crossing(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    pipeline.put_subscription(
+        dict(
+            SUBSCRIPTION,
+            plan="custom",
+            caps={"ip_addresses": 5},
+            subscription_type="consultant",
+            own_networks=["192.168.0.0/16", "2001:db8::/32"],
+        )
+    )
+
+    def scan(n: int, ips: list[str], status: str = "active") -> None:
+        rows = [
+            {
+                "asset_type": "host",
+                "asset_id": f"s-{ip}",
+                "ip": ip,
+                "status": status,
+                "modules": "vmdr",
+            }
+            for ip in ips
+        ]
+        write_file(tmp_path, "scanner", day(n), rows, name=f"scan{n}-{status}")
+
+    scan(0, ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"])  # 4 of 5: 0.8
+    scan(1, ["10.0.0.4"], "decommissioned")  # 3: below
+    scan(2, ["10.0.0.4"])  # 4 again: 0.8 crossed again
+    scan(2, ["2001:db8::7"], "inactive")  # an own network scanned (inactive: not counted)
+    scan(3, ["10.0.0.5"])  # 5: 1.0
+    scan(4, ["10.0.0.5"])  # still 1.0: no new crossing
+    pipeline.upload(tmp_path)
+    pipeline.deliver()
+    run_schedule(pipeline, 4)
+    alerts = {
+        m["as_of"]: m["alerts"]
+        for m in pipeline.published()
+        if m["event_type"] == "threshold_alert"
+    }
+    assert sorted(alerts) == ["2026-01-01", "2026-01-03", "2026-01-04"]
+    assert {a["type"]: a.get("level") for a in alerts["2026-01-03"]} == {
+        "plan_cap": "0.8",
+        "own_network_scanned": None,
+    }
+    assert [a for a in alerts["2026-01-03"] if a["type"] == "own_network_scanned"] == [
+        {"type": "own_network_scanned", "count": 1, "sample": ["2001:db8::7"]}
+    ]
+    assert [a["level"] for a in alerts["2026-01-04"] if a["type"] == "plan_cap"] == ["1.0"]

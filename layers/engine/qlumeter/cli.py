@@ -64,6 +64,10 @@ def render_table(summary: dict[str, Any]) -> str:
     lines.append(f"total QLUs as of {summary['as_of']}: {summary['total_qlus']}")
     if summary.get("entitlement_qlus") is not None:
         lines.append(f"entitlement: {summary['entitlement_qlus']} QLUs")
+    plan = summary.get("plan")
+    if plan:
+        shown = ", ".join(f"{m['measure']} {m['count']}/{m['cap']}" for m in plan["measures"])
+        lines.append(f"plan {plan['plan']} ({plan['subscription_type']}): {shown or 'no caps'}")
     for alert in summary.get("alerts", []):
         lines.append("alert: " + ", ".join(f"{k}={v}" for k, v in alert.items()))
     return "\n".join(lines)

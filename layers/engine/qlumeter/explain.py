@@ -14,6 +14,7 @@ from .metering import Meter, effective_as_of, metering_as_of
 from .numbers import fmt4
 from .observation import Kind, Observation
 from .paths import FileRef
+from .plans import plan_alerts
 from .summary import product_entry
 from .timeline import DayView
 
@@ -32,6 +33,7 @@ class Explanation:
     excluded_total: int
     per_source: dict[str, int] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    plan: list[dict[str, Any]] = field(default_factory=list)  # plan counts against caps
 
 
 def _observations(code: str, view: DayView, entity: str) -> list[Observation]:
@@ -106,7 +108,14 @@ def explain(
     daily = state.advance(
         day, sub.start_date, detail_day=day, inspect=lambda product, v: views.update({product: v})
     )
-    usage = next(u for u in metering_as_of(sub, day, daily, state).products if u.code == code)
+    metering = metering_as_of(sub, day, daily, state)
+    usage = next(u for u in metering.products if u.code == code)
+    counts = metering.plan.counts if metering.plan else {}
+    plan: list[dict[str, Any]] = [
+        {"measure": name, "count": counts.get(name, 0), "cap": cap}
+        for name, cap in sub.plan_caps().items()
+    ]
+    plan += [a for a in plan_alerts(sub, metering.plan) if a["type"] == "own_network_scanned"]
     value: DayValue | None = daily[code].get(day)
     counted = dict(value.counted or {}) if value else {}
     view = views.get(code)
@@ -128,6 +137,7 @@ def explain(
         excluded_total=len(excluded),
         per_source=dict(sorted(per_source.items())),
         files=sorted(paths),
+        plan=plan,
     )
 
 
@@ -154,6 +164,14 @@ def render(x: Explanation) -> str:
     lines += [f"  {entity}: {why}" for entity, why in x.counted]
     lines.append(f"left out: {x.excluded_total} (sample)")
     lines += [f"  {entity}: {why}" for entity, why in x.excluded]
+    for item in x.plan:
+        if item.get("type") == "own_network_scanned":
+            lines.append(
+                f"own networks scanned: {item['count']} addresses, e.g. "
+                + ", ".join(item["sample"])
+            )
+        else:
+            lines.append(f"plan {item['measure']}: {item['count']} of cap {item['cap']}")
     lines.append(f"input files behind the counted entities: {len(x.files)}")
     lines += [f"  {path}" for path in x.files[:20]]
     if len(x.files) > 20:

@@ -18,6 +18,7 @@ from .catalog import MARKS, PRODUCTS, DayValue, Product
 from .config import Subscription
 from .observation import Observation
 from .paths import FileRef
+from .plans import PlanDay, measure
 from .timeline import DayView, Timeline
 from .vocabulary import PRODUCT_CODES
 from .windows import WindowResult, avg90, interval_of, peak15, rolling_start, sum90
@@ -45,6 +46,7 @@ class ProductUsage:
 class Metering:
     as_of: date
     products: list[ProductUsage]
+    plan: PlanDay | None = None  # the plan's measures on the as-of day (plans, consultants)
 
 
 def effective_as_of(sub: Subscription, as_of: date) -> date:
@@ -73,7 +75,11 @@ class Meter:
         for code in PRODUCT_CODES:
             if code in sub.products:
                 self.groups[sub.product_start(code)].append(code)
+        self.plans = bool(sub.plan_caps()) or sub.subscription_type == "consultant"
+        if self.plans:
+            self.groups[sub.start_date] += []  # the plan is measured from the start
         self.timelines = {start: Timeline(sub, start, MARKS) for start in self.groups}
+        self.plan_days: dict[date, PlanDay] = {}
 
     @property
     def day(self) -> date | None:
@@ -102,6 +108,8 @@ class Meter:
             if start > through:
                 continue
             for view in self.timelines[start].days(evaluate_from, through):
+                if self.plans and start == self.sub.start_date:
+                    self.plan_days[view.day] = measure(view, self.sub)
                 for code in codes:
                     detail = view.day == detail_day
                     daily[code][view.day] = PRODUCTS[code].rule.evaluate(view, detail)
@@ -180,7 +188,7 @@ def metering_as_of(sub: Subscription, as_of: date, daily: Daily, meter: Meter) -
             coverage = PRODUCTS[code].coverage
             covered = meter.covered_days(coverage) if coverage else set()
             usages.append(usage_as_of(sub, code, as_of, daily[code], covered))
-    return Metering(as_of, usages)
+    return Metering(as_of, usages, meter.plan_days.get(as_of))
 
 
 def meter(

@@ -391,6 +391,18 @@ def _section(ident: str, heading: str, content: str, level: int = 2, **attrs: ob
     return _tag("section", title + content, id=ident, aria_labelledby=f"h-{ident}", **attrs)
 
 
+def _plan(plan: Mapping[str, Any] | None) -> str:
+    """The plan's counts against its caps on the as-of day (plans and consultants)."""
+    if not plan:
+        return ""
+    rows = [[_e(m["measure"]), _e(m["count"]), _e(m["cap"])] for m in plan["measures"]]
+    rows.append(["own-network addresses scanned", _e(plan["own_network_addresses"]), ""])
+    caption = f"Plan {plan['plan']} ({plan['subscription_type']})"
+    return _table(
+        ("measure", "count", "cap"), rows, numeric=(1, 2), caption=caption, class_="plan", id="plan"
+    )
+
+
 def _alerts(alerts: Sequence[Mapping[str, Any]]) -> str:
     """Every alert of the summary: its type and its other fields."""
     if not alerts:
@@ -641,6 +653,7 @@ def render_html(document: Mapping[str, Any], sub: Subscription) -> str:
 <h1>QLU usage: {_e(summary["subscription_id"])}</h1>
 <p class="meta">{meta}</p>
 {_gauge(summary, sub)}
+{_plan(summary.get("plan"))}
 {_section("alerts-section", "Alerts", _alerts(summary.get("alerts", [])))}
 </header>
 <main>

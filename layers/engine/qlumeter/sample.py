@@ -19,7 +19,7 @@ from typing import Any
 TENANT = "acme-demo"
 START = date(2026, 1, 1)
 DAYS = 90
-DEMO_DAYS = 45  # the demo runs the whole pipeline: every day is a scheduled run
+DEMO_DAYS = 30  # the demo runs the whole pipeline: every day is a scheduled run
 
 SUBSCRIPTION = f"""\
 subscription_id: {TENANT}

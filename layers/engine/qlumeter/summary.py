@@ -12,6 +12,7 @@ from .catalog import DayValue
 from .config import Subscription
 from .metering import Metering, ProductUsage
 from .numbers import fmt, fmt4, round_half_up
+from .plans import plan_alerts, plan_entry
 
 SCHEMA_VERSION = "1"
 
@@ -99,7 +100,10 @@ def build_summary(
         "products": [product_entry(sub, usage) for usage in metering.products],
         "total_qlus": fmt(total),
         "entitlement_qlus": fmt(sub.entitlement_qlus) if sub.entitlement_qlus is not None else None,
-        "alerts": threshold_alerts(sub, total) + list(extra_alerts),
+        "alerts": threshold_alerts(sub, total)
+        + plan_alerts(sub, metering.plan)
+        + list(extra_alerts),
+        **plan_entry(sub, metering.plan),
     }
 
 

@@ -37,7 +37,7 @@ from ..observation import Observation
 from ..paths import FileRef, parse_key
 from .ports import Manifest, Published, TenantState
 
-SHARDS = 16  # observation partitions per tenant and day: no single hot key
+SHARDS = 8  # observation partitions per tenant and day: no single hot key
 BATCH = 25  # DynamoDB's batch write limit
 ROW_RETENTION_DAYS = 120  # rows outlive the late-data window and the 90-day windows
 PACK_BYTES = 900  # packed rows per item: with its keys, an item stays under 1 KB

@@ -57,6 +57,7 @@ class TenantState:
     head_day: date | None = None  # the last run's meter state covers days up to here
     head_key: str | None = None
     head_at: datetime | None = None
+    plan_levels: dict[str, str] = field(default_factory=dict)  # plan_cap levels in force
 
 
 @dataclass

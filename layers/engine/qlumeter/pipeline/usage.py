@@ -138,6 +138,18 @@ class MeterService:
         self.store.put_state(state)
         return result
 
+    @staticmethod
+    def _crossed(state: TenantState, alerts: list[dict[str, Any]], newest: bool) -> bool:
+        """A threshold, a plan cap level newly reached (again after falling below), or an
+        own network scanned that day; the levels in force are kept for the next run."""
+        thresholds, plan = _levels(alerts)
+        crossed = bool(set(thresholds) - set(state.thresholds)) or any(
+            level > state.plan_levels.get(name, "") for name, level in plan.items()
+        )
+        if newest:
+            state.thresholds, state.plan_levels = thresholds, plan
+        return crossed or any(a["type"] == "own_network_scanned" for a in alerts)
+
     def _late_files(
         self, sub: Subscription, state: TenantState, checkpoint: date | None
     ) -> list[dict[str, Any]]:
@@ -200,10 +212,9 @@ class MeterService:
             if day in closing and day < as_of:
                 events.append("interval_closed")
             if day == as_of:
-                reached = [a["threshold"] for a in summary["alerts"] if a["type"] == "threshold"]
-                if set(reached) - set(state.thresholds):
+                newest = as_of >= (state.newest_metered or as_of)
+                if self._crossed(state, summary["alerts"], newest):
                     events.append("threshold_alert")
-                state.thresholds = reached
                 result.total_qlus = summary["total_qlus"]
                 result.qlus = {p["product"]: p["qlus"] for p in summary["products"]}
             revision = 1 if record is None else record.revision + (record.digest != numbers)
@@ -216,6 +227,13 @@ class MeterService:
                 # recorded after each message: a failure in between never repeats one
                 self.store.put_published(tenant, Published(day, revision, numbers, sorted(done)))
                 result.published.append((event, day.isoformat(), revision))
+
+
+def _levels(alerts: list[dict[str, Any]]) -> tuple[list[str], dict[str, str]]:
+    """The entitlement thresholds and the plan_cap levels an alert list shows."""
+    thresholds = [a["threshold"] for a in alerts if a["type"] == "threshold"]
+    plan = {a["measure"]: a["level"] for a in alerts if a["type"] == "plan_cap"}
+    return thresholds, plan
 
 
 def _events(published: dict[date, Published], day: date) -> list[str]:
