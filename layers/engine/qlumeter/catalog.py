@@ -99,7 +99,9 @@ class StateRule:
             if counted is not None:
                 counted[entity] = f"{best.source} state of {best.day} ({best.path}:{best.line})"
 
-        if Kind.HOST in self.kinds:
+        if Kind.HOST in self.kinds and plain and not merged:
+            ones += self._plain_hosts(view)  # the hot path: no weights, labels or detail
+        elif Kind.HOST in self.kinds:
             for root, hd in view.hosts.items():
                 if hd.purged:
                     continue
@@ -116,6 +118,22 @@ class StateRule:
                 count(key, states.values())
         total = ones + sum((w * n for w, n in weights.items()), ZERO)
         return DayValue(Fraction(total), _label_counts(labels, self.components), counted)
+
+    def _plain_hosts(self, view: DayView) -> int:
+        """Host entities with a passing state, counted without building anything."""
+        test, slot, total = self.test, self.slot, 0
+        for hd in view.hosts.values():
+            if hd.purged:
+                continue
+            if slot is not None:
+                state = hd.states.get(slot)
+                total += state is not None and test(state, view)
+                continue
+            for obs in hd.states.values():
+                if test(obs, view):
+                    total += 1
+                    break
+        return total
 
 
 def _from(source: str, module: str | None = None) -> StateTest:

@@ -12,7 +12,8 @@ from .observation import Observation, classify
 _STORED = [
     f.name
     for f in fields(Observation)
-    if f.name not in ("source", "day", "path", "line", "kind", "key", "seq", "slot")
+    if f.name
+    not in ("source", "day", "path", "line", "kind", "key", "seq", "slot", "removed", "active")
 ]
 _DEFAULTS = {f.name: f.default for f in fields(Observation) if f.name in _STORED}
 _TIMES = ("observed_at", "last_fim_event_at")

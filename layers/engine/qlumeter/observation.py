@@ -78,14 +78,8 @@ class Observation:
     key: str | None = None
     seq: int = 0  # rank in (day, observed_at, path, line) order, set by the timeline
     slot: str = ""  # the state slot: the source, per IdP for identities (section 5)
-
-    @property
-    def removed(self) -> bool:
-        return self.status in REMOVED_STATUSES
-
-    @property
-    def active(self) -> bool:
-        return self.status not in REMOVED_STATUSES and self.status not in INACTIVE_STATUSES
+    removed: bool = False  # status decommissioned, deregistered, deleted or terminated
+    active: bool = True  # status neither removed nor inactive / disabled
 
     @property
     def order(self) -> tuple[date, datetime, str, int]:
@@ -135,6 +129,8 @@ def classify(obs: Observation) -> None:
     """Set ``kind``, ``key`` and ``strong_ids``; raise RowError when the key is missing."""
     t, s = obs.asset_type, obs.source
     obs.slot = f"{s}/{obs.idp or ''}" if t == "identity" else s
+    obs.removed = obs.status in REMOVED_STATUSES
+    obs.active = not obs.removed and obs.status not in INACTIVE_STATUSES
     if t in ("host", "virtual_machine") and s in HOST_SOURCES:
         obs.kind = Kind.HOST
         strong_ids = host_strong_ids(obs)
