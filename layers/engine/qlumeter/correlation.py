@@ -3,7 +3,6 @@ and the day-by-day attachment of IP-only observations."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date
 
@@ -55,18 +54,33 @@ class UnionFind:
 
 
 class IpIndex:
-    """Which strong-identified host observations of a day hold a (network_id, ip) pair."""
+    """Which strong-identified host observations of a day hold the (network_id, ip) pairs
+    that the day's IP-only observations carry (only those pairs are kept)."""
 
-    __slots__ = ("_by_day",)
+    __slots__ = ("_by_day", "_needed", "_strong")
 
     def __init__(self) -> None:
-        self._by_day: dict[date, dict[tuple[str, str], list[str]]] = defaultdict(dict)
+        self._by_day: dict[date, dict[tuple[str, str], list[str]]] = {}
+        self._strong: list[Observation] = []  # the open day's strong-identified rows
+        self._needed: set[tuple[str, str]] = set()  # the open day's IP-only pairs
 
     def add(self, obs: Observation) -> None:
-        assert obs.key is not None
-        pairs, network = self._by_day[obs.day], obs.network_id
-        for ip in obs.ips:
-            pairs.setdefault((network, ip), []).append(obs.key)
+        """A host row of the open day: strong-identified, or IP-only."""
+        if obs.key is None:
+            self._needed.update(obs.ip_pairs)
+        else:
+            self._strong.append(obs)
+
+    def close_day(self, day: date) -> None:
+        """Index the open day's pairs that IP-only rows need; forget the rest."""
+        if self._needed:
+            pairs: dict[tuple[str, str], list[str]] = {}
+            for obs in self._strong:
+                for pair in obs.ip_pairs:
+                    if pair in self._needed:
+                        pairs.setdefault(pair, []).append(obs.key or "")
+            self._by_day[day] = pairs
+        self._strong, self._needed = [], set()
 
     def attach(self, obs: Observation, uf: UnionFind) -> str:
         """The entity an IP-only observation belongs to, as correlated now.

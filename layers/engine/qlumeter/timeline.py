@@ -229,18 +229,19 @@ class Timeline:
             self._seq += 1
             obs.seq = self._seq
             self._add(obs)
+        self.ips.close_day(day)
         self._today = today
 
     def _add(self, obs: Observation) -> None:
         if obs.source not in self.delta:
             self.snapshots[(obs.source, obs.day)].append(obs)
         if obs.kind is Kind.HOST:
+            self.ips.add(obs)
             if obs.key is None:
                 info = ElementInfo(self.track_purge)
                 self.ip_only.append((obs, info))
             else:
                 self.uf.link((obs.key, *host_strong_ids(obs)[1:]))  # one string per id
-                self.ips.add(obs)
                 info = self.host_infos.get(obs.key) or self.host_infos.setdefault(
                     obs.key, ElementInfo(self.track_purge)
                 )
