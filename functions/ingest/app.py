@@ -61,6 +61,7 @@ def ingest_object(delivered: dict[str, Any]) -> dict[str, Any]:
     logger.info("ingested", extra=asdict(result))
     metrics.add_metric(name="RowsAccepted", unit=MetricUnit.Count, value=result.accepted)
     metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.rejected)
+    metrics.add_metric(name="EntitiesTouched", unit=MetricUnit.Count, value=result.entities)
     if result.status != "ok":
         metrics.add_metric(name="FilesQuarantined", unit=MetricUnit.Count, value=1)
     return asdict(result)

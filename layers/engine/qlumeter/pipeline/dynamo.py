@@ -77,6 +77,7 @@ class FileItem(Model):
     ingested_at = UTCDateTimeAttribute()
     parts = NumberAttribute(default=1)
     parts_done = NumberAttribute(default=0)
+    entities = NumberAttribute(default=0)
 
 
 class UsageItem(Model):
@@ -228,7 +229,9 @@ class DynamoStore:
     def _file_sk(ref: FileRef) -> str:
         return f"{ref.day}#{ref.source}#{ref.key.rsplit('/', 1)[-1]}"
 
-    def add_part(self, ref: FileRef, version: str, rows: int, accepted: int, rejected: int) -> bool:
+    def add_part(
+        self, ref: FileRef, version: str, rows: int, accepted: int, rejected: int, entities: int
+    ) -> bool:
         """Add a part's counts (atomically); True for the part that completes the file."""
         item = FileItem(ref.tenant, self._file_sk(ref))
         item.update(
@@ -236,6 +239,7 @@ class DynamoStore:
                 FileItem.rows.add(rows),
                 FileItem.accepted.add(accepted),
                 FileItem.rejected.add(rejected),
+                FileItem.entities.add(entities),
                 FileItem.parts_done.add(1),
             ],
             condition=(FileItem.version == version) & (FileItem.status == "partial"),
@@ -279,6 +283,7 @@ class DynamoStore:
             rejects_key=manifest.rejects_key,
             ingested_at=manifest.ingested_at,
             parts=manifest.parts,
+            entities=manifest.entities,
         ).save()
 
     @staticmethod
@@ -297,6 +302,7 @@ class DynamoStore:
             item.rejects_key,
             item.sequencer,
             int(item.parts or 1),
+            int(item.entities or 0),
         )
 
     def manifests(self, tenant: str, first: date, last: date) -> list[Manifest]:

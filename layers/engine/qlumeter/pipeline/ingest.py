@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import IO
 from urllib.parse import unquote_plus
 
-from ..observation import Observation
+from ..observation import Observation, ip_key
 from ..paths import FileRef, PathError, parse_key
 from ..reader import FileReport, Reject, UnreadableFile, iter_file
 from .ports import Manifest, MeterTrigger, Objects, PartQueue, Publisher, Store
@@ -65,6 +65,7 @@ class IngestResult:
     reason: str | None = None
     tenant: str | None = None
     late: bool = False
+    entities: int = 0  # distinct entity keys of the accepted rows (before correlation)
 
 
 def _failed_message(
@@ -124,7 +125,7 @@ class Ingest:
         if self.parts and (obj.size or 0) > self.split_bytes and splittable(ref):
             return self._split(obj, ref)
         with self.objects.open(obj.bucket, obj.key, obj.version) as body:
-            report, rejects_key = self._store_rows(obj, ref, body, 0, "")
+            report, rejects_key, entities = self._store_rows(obj, ref, body, 0, "")
         manifest = Manifest(
             ref,
             obj.version_tag,
@@ -138,6 +139,7 @@ class Ingest:
             report.warnings,
             rejects_key,
             obj.sequencer,
+            entities=entities,
         )
         self.store.put_manifest(manifest)
         result = IngestResult(
@@ -149,6 +151,7 @@ class Ingest:
             report.reason,
             ref.tenant,
         )
+        result.entities = entities
         if report.status != "ok":
             self.refuse(obj, ref, report.reason or "unreadable")
             return result
@@ -162,14 +165,14 @@ class Ingest:
         with self.objects.open_range(
             obj.bucket, obj.key, obj.version, part.start, part.end
         ) as body:
-            report, _ = self._store_rows(
+            report, _, entities = self._store_rows(
                 obj, ref, part_stream(part, body), line_offset(part), f".part-{part.index}"
             )
         if report.status != "ok":
             self.store.fail_parts(ref, obj.version_tag, report.reason or "unreadable")
             return self.refuse(obj, ref, report.reason or "unreadable")
         done = self.store.add_part(
-            ref, obj.version_tag, report.rows, report.accepted, report.rejected
+            ref, obj.version_tag, report.rows, report.accepted, report.rejected, entities
         )
         result = IngestResult(
             ref.key, "part", report.rows, report.accepted, report.rejected, None, ref.tenant
@@ -219,23 +222,27 @@ class Ingest:
 
     def _store_rows(
         self, obj: ObjectVersion, ref: FileRef, body: IO[bytes], offset: int, suffix: str
-    ) -> tuple[FileReport, str | None]:
-        """Read, store the accepted rows, write the rejects; line numbers of the file."""
+    ) -> tuple[FileReport, str | None, int]:
+        """Read, store the accepted rows, write the rejects; line numbers of the file.
+        Returns the report, the rejects object's key and the entities the rows touched
+        (distinct keys before correlation)."""
         report = FileReport(path=ref.key)
+        entities: set[str] = set()
         if self.store.get_subscription(ref.tenant) is None:
             report.warnings.append(f"no subscription for tenant {ref.tenant}: kept, not metered")
         rejects: list[Reject] = []
         try:
-            self.store.write_rows(ref, obj.version_tag, _rows(ref, body, report, rejects, offset))
+            rows = _rows(ref, body, report, rejects, offset, entities)
+            self.store.write_rows(ref, obj.version_tag, rows)
         except UnreadableFile as exc:
             report.status, report.reason = "unreadable", exc.reason
         if not rejects:
-            return report, None
+            return report, None, len(entities)
         key = f"{REJECTS_PREFIX}{obj.key}.{obj.version_tag}{suffix}.jsonl"
         self.objects.put(
             obj.bucket, key, "".join(json.dumps(asdict(r)) + "\n" for r in rejects).encode()
         )
-        return report, key
+        return report, key, len(entities)
 
     def _late(self, ref: FileRef) -> bool:
         """Ask for a metering run when the file's day was already metered."""
@@ -247,11 +254,17 @@ class Ingest:
 
 
 def _rows(
-    ref: FileRef, body: IO[bytes], report: FileReport, rejects: list[Reject], offset: int
+    ref: FileRef,
+    body: IO[bytes],
+    report: FileReport,
+    rejects: list[Reject],
+    offset: int,
+    entities: set[str],
 ) -> Iterator[Observation]:
     for item in iter_file(ref, body, report):  # type: ignore[arg-type]
         item.line += offset
         if isinstance(item, Observation):
+            entities.add(item.key or ip_key(item.network_id, min(item.ips)))
             yield item
         else:
             rejects.append(item)

@@ -35,6 +35,7 @@ class Manifest:
     rejects_key: str | None = None
     sequencer: str | None = None  # S3's order of events on one key
     parts: int = 1  # byte ranges ingested separately; status is "partial" until all are in
+    entities: int = 0  # entities touched: distinct keys of the accepted rows (parts: summed)
 
     def supersedes(self, other: Manifest) -> bool:
         """Whether this version comes after ``other`` (sequencers compare when padded)."""
@@ -79,7 +80,7 @@ class Store(Protocol):
     def write_rows(self, ref: FileRef, version: str, rows: Iterable[Observation]) -> int: ...
     def put_manifest(self, manifest: Manifest) -> None: ...
     def add_part(
-        self, ref: FileRef, version: str, rows: int, accepted: int, rejected: int
+        self, ref: FileRef, version: str, rows: int, accepted: int, rejected: int, entities: int
     ) -> bool: ...
     def fail_parts(self, ref: FileRef, version: str, reason: str) -> None: ...
     def manifests(self, tenant: str, first: date, last: date) -> list[Manifest]: ...

@@ -1,0 +1,49 @@
+"""The recorded events in ``events/`` drive the real handlers (as ``sam local invoke`` would)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus
+
+from qlumeter.pipeline.dynamo import DynamoStore
+from qlumeter.pipeline.stack import Context
+from tests.integration.conftest import Pipeline
+
+EVENTS = Path(__file__).parents[2] / "events"
+
+
+def event(name: str) -> dict[str, Any]:
+    return dict(json.loads((EVENTS / name).read_text()))
+
+
+def test_recorded_events_drive_every_handler(pipeline: Pipeline) -> None:
+    admin = pipeline.admin.handler(event("admin_put_subscription.json"), Context("admin"))
+    assert admin["ok"] and admin["subscription"]["subscription_id"] == "acme"
+
+    created = event("sqs_s3_object_created.json")
+    body = json.loads(created["Records"][0]["body"])
+    s3 = body["Records"][0]["s3"]
+    key = unquote_plus(s3["object"]["key"])
+    rows = "asset_type,agent_id,modules,vuln_count\nhost,a1,vmdr;edr,2\nhost,a2,vmdr,0\n"
+    version = pipeline.s3.put_object(Bucket=pipeline.inventory_bucket, Key=key, Body=rows.encode())[
+        "VersionId"
+    ]
+    s3["bucket"]["name"] = pipeline.inventory_bucket  # the recorded bucket is a deployed one
+    s3["object"]["versionId"] = version
+    created["Records"][0]["body"] = json.dumps(body)
+    response = pipeline.ingest.handler(created, Context("ingest"))
+    assert response == {"batchItemFailures": []}
+    assert pipeline.ingest.handler(event("sqs_s3_test_event.json"), Context("ingest")) == {
+        "batchItemFailures": []
+    }
+    (manifest,) = DynamoStore().manifests("acme", date(2026, 1, 1), date(2026, 1, 1))
+    assert (manifest.accepted, manifest.entities, manifest.status) == (2, 2, "ok")
+
+    scheduled = pipeline.meter_app.handler(event("scheduler_meter.json"), Context("meter"))
+    assert scheduled["as_of"] == "2026-01-15"
+    assert scheduled["results"][0]["total_qlus"] == "7.85"  # VMDR 2 x 1.5, CSAM 2, EDR 2.85
+    late = pipeline.meter_app.handler(event("meter_late_data.json"), Context("meter"))
+    assert late["results"][0]["published"] == []  # nothing new for that day
