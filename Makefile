@@ -39,3 +39,13 @@ template-check:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache out
+
+# Reliability (docs/reliability.md): fault injection, at-least-once delivery and ordering,
+# reader fuzzing, tenant isolation, then the soak on a local moto server. The moto server
+# extra is installed here; atheris too where it installs (its test is skipped otherwise).
+.PHONY: reliability
+reliability: $(STAMP)
+	$(BIN)/python -m pip install --quiet 'moto[server]==5.2.5'
+	-$(BIN)/python -m pip install --quiet atheris
+	$(BIN)/python -m pytest tests/reliability -q
+	$(BIN)/python bench/soak.py

@@ -241,6 +241,7 @@ class WorkerStats:
 def _start_worker(env: dict[str, str]) -> None:
     os.environ.update(env)
     sys.path[:0] = [str(ROOT)]
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the handlers' metrics (EMF) lines
 
 
 def ingest_worker(env: dict[str, str], deadline: float) -> WorkerStats:

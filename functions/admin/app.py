@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.parser import BaseModel, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from qlumeter.config import ConfigError, parse_subscription
+from qlumeter.paths import TENANT_ID_PATTERN
 from qlumeter.pipeline.dynamo import DynamoStore, bind
 from qlumeter.pipeline.settings import AdminSettings
 
@@ -30,7 +31,9 @@ class AdminRequest(BaseModel):
 @event_parser(model=AdminRequest)
 def handler(event: AdminRequest, context: LambdaContext) -> dict[str, Any]:
     if event.action == "get":
-        found = store.get_subscription(event.subscription_id or "")
+        if not event.subscription_id or not TENANT_ID_PATTERN.fullmatch(event.subscription_id):
+            return {"ok": False, "error": "subscription_id: required, [A-Za-z0-9_-]{1,64}"}
+        found = store.get_subscription(event.subscription_id)
         return {"ok": found is not None, "subscription": found.to_json_dict() if found else None}
     try:
         sub = parse_subscription(event.subscription or {})

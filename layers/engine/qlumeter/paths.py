@@ -15,6 +15,9 @@ from .vocabulary import SOURCES
 #: A subscription id, also the ``tenant=`` path segment (use ``fullmatch``).
 TENANT_ID_PATTERN: re.Pattern[str] = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_PATH_CHARS = 1024
+#: The key from ``tenant=`` on, in UTF-8: it is part of DynamoDB keys (at most 1,024 bytes)
+#: with a version and a line number.
+MAX_KEY_BYTES = 900
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "json")
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -68,6 +71,10 @@ def parse_key(path: str) -> FileRef:
     """Parse an inventory object path (S3 key or local path); raise PathError if invalid."""
     if len(path) > MAX_PATH_CHARS:
         raise PathError(f"path longer than {MAX_PATH_CHARS} characters")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PathError("path is not valid UTF-8") from None
     control = _CONTROL.search(path)
     if control:
         raise PathError(f"control character U+{ord(control.group()):04X} in path")
@@ -108,8 +115,11 @@ def parse_key(path: str) -> FileRef:
     except ValueError:
         raise PathError(f"invalid date '{day_text}'") from None
     name, fmt, gz = _split_name(parts[3])
+    key = "/".join(parts)
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise PathError(f"key from tenant= on longer than {MAX_KEY_BYTES} bytes")
     return FileRef(
-        key="/".join(parts),
+        key=key,
         tenant=sys.intern(tenant),
         source=sys.intern(source),
         day=day,

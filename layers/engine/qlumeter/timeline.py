@@ -177,7 +177,15 @@ class Timeline:
     def __getstate__(self) -> dict[str, object]:
         """Checkpoint state: the marks (code) are attached again by ``attach``."""
         state = {k: v for k, v in self.__dict__.items() if k not in ("marks", "_mark_cache")}
-        state["_today"] = []
+        # Rows and files queued for later days are added again by whoever restores it.
+        state["_today"], state["by_day"] = [], defaultdict(list)
+        state["file_days"] = defaultdict(
+            list,
+            {
+                source: [d for d in days if self.day is None or d <= self.day]
+                for source, days in self.file_days.items()
+            },
+        )
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:

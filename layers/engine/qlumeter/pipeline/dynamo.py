@@ -25,9 +25,10 @@ from pynamodb.attributes import (
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.models import Model
 
 from ..catalog import DayValue
@@ -77,6 +78,7 @@ class FileItem(Model):
     ingested_at = UTCDateTimeAttribute()
     parts = NumberAttribute(default=1)
     parts_done = NumberAttribute(default=0)
+    parts_seen = UnicodeSetAttribute(null=True)  # the part indexes counted
     entities = NumberAttribute(default=0)
 
 
@@ -230,26 +232,47 @@ class DynamoStore:
         return f"{ref.day}#{ref.source}#{ref.key.rsplit('/', 1)[-1]}"
 
     def add_part(
-        self, ref: FileRef, version: str, rows: int, accepted: int, rejected: int, entities: int
+        self,
+        ref: FileRef,
+        version: str,
+        rows: int,
+        accepted: int,
+        rejected: int,
+        entities: int,
+        index: int,
     ) -> bool:
-        """Add a part's counts (atomically); True for the part that completes the file."""
+        """Add a part's counts once (atomically); True for the call that completes the file."""
         item = FileItem(ref.tenant, self._file_sk(ref))
-        item.update(
-            actions=[
-                FileItem.rows.add(rows),
-                FileItem.accepted.add(accepted),
-                FileItem.rejected.add(rejected),
-                FileItem.entities.add(entities),
-                FileItem.parts_done.add(1),
-            ],
-            condition=(FileItem.version == version) & (FileItem.status == "partial"),
-        )
+        current = (FileItem.version == version) & (FileItem.status == "partial")
+        try:
+            item.update(
+                actions=[
+                    FileItem.rows.add(rows),
+                    FileItem.accepted.add(accepted),
+                    FileItem.rejected.add(rejected),
+                    FileItem.entities.add(entities),
+                    FileItem.parts_done.add(1),
+                    FileItem.parts_seen.add({str(index)}),
+                ],
+                condition=current & ~FileItem.parts_seen.contains(str(index)),
+            )
+        except UpdateError as exc:  # counted already (a redelivery), or another version now
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            item.refresh()
+            if item.version != version or item.status != "partial":
+                return False
         if item.parts_done < item.parts:
             return False
-        item.update(  # readable from now on: a run that started before must see it as new
-            actions=[FileItem.status.set("ok"), FileItem.ingested_at.set(datetime.now(UTC))],
-            condition=(FileItem.version == version) & (FileItem.status == "partial"),
-        )
+        try:  # readable from now on: a run that started before must see it as new
+            item.update(
+                actions=[FileItem.status.set("ok"), FileItem.ingested_at.set(datetime.now(UTC))],
+                condition=current,
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            return False  # another delivery completed it
         return True
 
     def fail_parts(self, ref: FileRef, version: str, reason: str) -> None:
@@ -267,6 +290,8 @@ class DynamoStore:
             held = None
         if held is not None and not manifest.supersedes(held):
             return  # an older version delivered late: the newer one stays
+        if held is not None and manifest.status == "partial" and held.version == manifest.version:
+            return  # the same version planned again: its parts' counts stay
         FileItem(
             ref.tenant,
             sk,

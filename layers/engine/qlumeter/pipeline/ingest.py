@@ -47,7 +47,9 @@ class ObjectVersion:
         etag: str | None = None,
         size: int | None = None,
     ) -> ObjectVersion:
-        return cls(bucket, unquote_plus(key), version, sequencer, etag, size)
+        return cls(
+            bucket, unquote_plus(key, errors="surrogateescape"), version, sequencer, etag, size
+        )
 
     @property
     def version_tag(self) -> str:
@@ -66,6 +68,14 @@ class IngestResult:
     tenant: str | None = None
     late: bool = False
     entities: int = 0  # distinct entity keys of the accepted rows (before correlation)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _failed_message(
@@ -109,7 +119,8 @@ class Ingest:
     def refuse(self, obj: ObjectVersion, ref: FileRef | None, reason: str) -> IngestResult:
         """Quarantine the object whole and tell the consumers."""
         tenant = ref.tenant if ref else None
-        self.objects.copy(obj.bucket, obj.key, obj.version, QUARANTINE_PREFIX + obj.key)
+        if _utf8(obj.key):  # a key that is not UTF-8 cannot be copied: it stays where it is
+            self.objects.copy(obj.bucket, obj.key, obj.version, QUARANTINE_PREFIX + obj.key)
         message = _failed_message(obj, tenant, reason, ref.day if ref else None)
         self.publisher.publish(message, "ingest_failed", tenant or "unknown")
         return IngestResult(obj.key, "refused", reason=reason, tenant=tenant)
@@ -172,7 +183,13 @@ class Ingest:
             self.store.fail_parts(ref, obj.version_tag, report.reason or "unreadable")
             return self.refuse(obj, ref, report.reason or "unreadable")
         done = self.store.add_part(
-            ref, obj.version_tag, report.rows, report.accepted, report.rejected, entities
+            ref,
+            obj.version_tag,
+            report.rows,
+            report.accepted,
+            report.rejected,
+            entities,
+            part.index,
         )
         result = IngestResult(
             ref.key, "part", report.rows, report.accepted, report.rejected, None, ref.tenant

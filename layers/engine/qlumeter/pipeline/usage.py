@@ -23,6 +23,7 @@ from ..windows import interval_of
 from .ports import Objects, Published, Publisher, Store, TenantState
 
 CHECKPOINT_PREFIX = "checkpoints/"
+CHECKPOINT_EVERY_DAYS = 7  # how far the late-window checkpoint may lag before it moves
 
 
 def _days(first: date, last: date) -> Iterator[date]:
@@ -76,10 +77,16 @@ class MeterService:
         """The newest usable meter state and the day it covers.
 
         The head (the last run's state) serves when no file for a day it covers arrived
-        since; otherwise the checkpoint that trails by ``late_data_days``, from which late
-        files are replayed on their own days; with neither, the start."""
+        since and the checkpoint need not move; otherwise the checkpoint that trails by
+        ``late_data_days`` (moved once a week), from which late files are replayed on their
+        own days; with neither, the start."""
         candidates: list[tuple[str, date]] = []
-        fresh = state.head_key and state.head_day and state.head_day <= as_of
+        keep_until = as_of - timedelta(days=sub.late_data_days)
+        due = keep_until >= sub.start_date and (
+            state.checkpoint_day is None
+            or (keep_until - state.checkpoint_day).days >= CHECKPOINT_EVERY_DAYS
+        )  # then the checkpoint moves: replay from it, not from the head
+        fresh = state.head_key and state.head_day and state.head_day <= as_of and not due
         if fresh and state.head_key and state.head_day and not self._late(sub, state):
             candidates.append((state.head_key, state.head_day))
         if state.checkpoint_key and state.checkpoint_day:
@@ -127,7 +134,8 @@ class MeterService:
             state.checkpoint_at = started
         _merge(new, meter.advance(as_of, max(first_new, keep_until + timedelta(days=1))))
         meter.compact()
-        state.head_key = f"{CHECKPOINT_PREFIX}{tenant}/head.pickle"
+        # a key per day: a run that fails after this write leaves the named head intact
+        state.head_key = f"{CHECKPOINT_PREFIX}{tenant}/head-{as_of}.pickle"
         self.objects.put(self.state_bucket, state.head_key, meter.dumps())
         state.head_day, state.head_at = as_of, started
         self.store.put_daily(tenant, new)
