@@ -31,6 +31,7 @@ import qlumeter.pipeline.dynamo as dynamo_module
 from qlumeter.config import parse_subscription
 from qlumeter.local import meter_folder
 from qlumeter.pipeline.dynamo import FileItem, ObservationItem, UsageItem, unpack_rows
+from qlumeter.pipeline.stack import sqs_event
 from tests.integration.conftest import INVENTORY_BUCKET, Pipeline
 from tests.support import write_file
 
@@ -62,31 +63,6 @@ class AfterTimeout:
 
     def get_remaining_time_in_millis(self) -> int:
         return 1
-
-
-def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
-    """The event Lambda's SQS poller builds from received messages."""
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": "0",
-                    "SenderId": "s3",
-                    "ApproximateFirstReceiveTimestamp": "0",
-                },
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": "eu-west-1",
-            }
-            for m in messages
-        ]
-    }
 
 
 # --- fault injection -------------------------------------------------------------------

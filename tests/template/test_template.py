@@ -22,6 +22,7 @@ from qlumeter.pipeline import settings as settings_module
 from qlumeter.pipeline.dynamo import TABLES
 from qlumeter.pipeline.ingest import INVENTORY_PREFIX, QUARANTINE_PREFIX, REJECTS_PREFIX
 from qlumeter.pipeline.settings import TableSettings
+from qlumeter.pipeline.stack import load_template
 from qlumeter.pipeline.usage import CHECKPOINT_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,30 +57,9 @@ WILDCARD_EXCEPTIONS = {
 # ------------------------------------------------------------------ loading
 
 
-class CloudFormationLoader(yaml.SafeLoader):
-    """SafeLoader that reads CloudFormation's short-form intrinsic functions."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {name: value}
-
-
-CloudFormationLoader.add_multi_constructor("!", _intrinsic)
-
-
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    loaded = yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader)  # a SafeLoader
+    loaded = load_template(TEMPLATE)
     assert isinstance(loaded, dict)
     return loaded
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from qlumeter.metering import Meter, meter
 from tests.support import files_of, obs, subscription
-from tests.unit.test_properties import ALL, START, host_rows
+from tests.unit.test_properties import ALL, START, _fields, host_rows
 
 
 def _values(daily: dict) -> dict:
@@ -35,28 +35,7 @@ def test_checkpointed_days_equal_a_single_run(rows: list, split: int) -> None:
     state.compact()
     state = Meter.loads(state.dumps(), sub)
     later = [
-        obs(
-            o.source,
-            o.day,
-            o.asset_type,
-            line=o.line,
-            **{
-                k: getattr(o, k)
-                for k in (
-                    "asset_id",
-                    "agent_id",
-                    "cloud_provider",
-                    "cloud_resource_id",
-                    "fqdn",
-                    "ips",
-                    "modules",
-                    "status",
-                    "vuln_count",
-                    "open_port_count",
-                    "observed_at",
-                )
-            },
-        )
+        obs(o.source, o.day, o.asset_type, line=o.line, **_fields(o))
         for o in rows
         if o.day > first_part
     ]
