@@ -466,14 +466,6 @@ def test_an_unterminated_csv_quote_is_bounded() -> None:
     assert peak < 8 * MB, f"peak {peak / MB:.1f} MB"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Ingest._store_rows keeps every Reject of a file (or part) in a list and "
-    "joins them into one rejects body in memory: ~500 bytes per rejected row, 60 times an "
-    "8-byte bad row, so a ~35 MB file whose rows are all rejected exceeds the ingest "
-    "function's 2048 MB and is killed on every delivery (dead-lettered, never manifested "
-    "or quarantined)",
-)
 def test_ingest_memory_does_not_grow_with_the_rejected_rows() -> None:
     from qlumeter.pipeline.ingest import Ingest, ObjectVersion
     from qlumeter.pipeline.ports import TenantState

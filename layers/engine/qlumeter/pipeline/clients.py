@@ -33,7 +33,8 @@ class S3Objects:
         )
         return cast(IO[bytes], response["Body"])
 
-    def put(self, bucket: str, key: str, body: bytes) -> None:
+    def put(self, bucket: str, key: str, body: bytes | IO[bytes]) -> None:
+        """Bytes, or a seekable stream (a spooled file) that botocore reads in chunks."""
         self.client.put_object(Bucket=bucket, Key=key, Body=body)
 
     def get(self, bucket: str, key: str) -> bytes:

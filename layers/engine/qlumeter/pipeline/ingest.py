@@ -10,18 +10,20 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
+from tempfile import SpooledTemporaryFile
 from typing import IO
 from urllib.parse import unquote_plus
 
 from ..observation import Observation, ip_key
 from ..paths import FileRef, PathError, parse_key
-from ..reader import FileReport, Reject, UnreadableFile, iter_file
+from ..reader import FileReport, UnreadableFile, iter_file
 from .ports import Manifest, MeterTrigger, Objects, PartQueue, Publisher, Store
 from .ranges import Part, line_offset, part_stream, plan_ranges, splittable
 
 INVENTORY_PREFIX = "inventory/"
 QUARANTINE_PREFIX = "quarantine/"
 REJECTS_PREFIX = "rejects/"
+REJECTS_IN_MEMORY = 1 << 20  # rejected rows beyond this spill to a temporary file
 SPLIT_BYTES = 512 << 20  # larger objects are split (one invocation reads ~1M rows well below)
 PART_BYTES = 128 << 20
 
@@ -247,18 +249,17 @@ class Ingest:
         entities: set[str] = set()
         if self.store.get_subscription(ref.tenant) is None:
             report.warnings.append(f"no subscription for tenant {ref.tenant}: kept, not metered")
-        rejects: list[Reject] = []
-        try:
-            rows = _rows(ref, body, report, rejects, offset, entities)
-            self.store.write_rows(ref, obj.version_tag, rows)
-        except UnreadableFile as exc:
-            report.status, report.reason = "unreadable", exc.reason
-        if not rejects:
-            return report, None, len(entities)
-        key = f"{REJECTS_PREFIX}{obj.key}.{obj.version_tag}{suffix}.jsonl"
-        self.objects.put(
-            obj.bucket, key, "".join(json.dumps(asdict(r)) + "\n" for r in rejects).encode()
-        )
+        with SpooledTemporaryFile(max_size=REJECTS_IN_MEMORY) as rejects:
+            try:
+                rows = _rows(ref, body, report, rejects, offset, entities)
+                self.store.write_rows(ref, obj.version_tag, rows)
+            except UnreadableFile as exc:
+                report.status, report.reason = "unreadable", exc.reason
+            if not rejects.tell():
+                return report, None, len(entities)
+            key = f"{REJECTS_PREFIX}{obj.key}.{obj.version_tag}{suffix}.jsonl"
+            rejects.seek(0)
+            self.objects.put(obj.bucket, key, rejects)  # streamed: memory stays bounded
         return report, key, len(entities)
 
     def _late(self, ref: FileRef) -> bool:
@@ -274,14 +275,15 @@ def _rows(
     ref: FileRef,
     body: IO[bytes],
     report: FileReport,
-    rejects: list[Reject],
+    rejects: IO[bytes],
     offset: int,
     entities: set[str],
 ) -> Iterator[Observation]:
+    """The accepted rows; each rejected row is written to ``rejects`` as a JSON line."""
     for item in iter_file(ref, body, report):  # type: ignore[arg-type]
         item.line += offset
         if isinstance(item, Observation):
             entities.add(item.key or ip_key(item.network_id, min(item.ips)))
             yield item
         else:
-            rejects.append(item)
+            rejects.write(json.dumps(asdict(item)).encode() + b"\n")
