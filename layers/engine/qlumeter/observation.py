@@ -82,11 +82,6 @@ class Observation:
     active: bool = True  # status neither removed nor inactive / disabled
 
     @property
-    def order(self) -> tuple[date, datetime, str, int]:
-        """Latest-observation order: day, then ``observed_at``, file path, line."""
-        return (self.day, self.observed_at, self.path, self.line)
-
-    @property
     def time_order(self) -> tuple[datetime, str, int]:
         """Time-of-day order (CS heartbeats, CIS de-duplication)."""
         return (self.observed_at, self.path, self.line)
