@@ -245,6 +245,9 @@ def _start_worker(env: dict[str, str]) -> None:
 
 
 def ingest_worker(env: dict[str, str], deadline: float) -> WorkerStats:
+
+    from qlumeter.pipeline.stack import sqs_event
+
     """Poll the ingest queue until it is empty (or the deadline), one message at a time."""
     _start_worker(env)
     import boto3
@@ -263,26 +266,7 @@ def ingest_worker(env: dict[str, str], deadline: float) -> WorkerStats:
             time.sleep(0.1)
             continue
         message = got[0]
-        event = {
-            "Records": [
-                {
-                    "messageId": message["MessageId"],
-                    "receiptHandle": message["ReceiptHandle"],
-                    "body": message["Body"],
-                    "attributes": {
-                        "ApproximateReceiveCount": "1",
-                        "SentTimestamp": "0",
-                        "SenderId": "s3",
-                        "ApproximateFirstReceiveTimestamp": "0",
-                    },
-                    "messageAttributes": {},
-                    "md5OfBody": message["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:soak-ingest",
-                    "awsRegion": REGION,
-                }
-            ]
-        }
+        event = sqs_event([message], "arn:aws:sqs:eu-west-1:123456789012:soak-ingest")
         stats.invocations += 1
         stats.first = stats.first or time.time()
         try:

@@ -28,7 +28,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from qlumeter.pipeline.clients import PART_KEY, LambdaTrigger, S3Objects, SnsPublisher, SqsParts
 from qlumeter.pipeline.dynamo import DynamoStore, bind
-from qlumeter.pipeline.ingest import Ingest, ObjectVersion
+from qlumeter.pipeline.ingest import Ingest, IngestResult, ObjectVersion
 from qlumeter.pipeline.ranges import Part
 from qlumeter.pipeline.settings import IngestSettings
 
@@ -50,35 +50,34 @@ service = Ingest(
 )
 
 
-@idempotent_function(
-    data_keyword_argument="delivered",
-    persistence_store=DynamoDBPersistenceLayer(table_name=settings.IDEMPOTENCY_TABLE),
-    config=idempotency,
-)
-def ingest_object(delivered: dict[str, Any]) -> dict[str, Any]:
-    """Ingest one object version; a repeated delivery returns the first result."""
-    result = service.ingest(ObjectVersion(**delivered))
-    logger.info("ingested", extra=asdict(result))
+persistence = DynamoDBPersistenceLayer(table_name=settings.IDEMPOTENCY_TABLE)
+
+
+def _reported(result: IngestResult, message: str) -> dict[str, Any]:
+    """Log and count one ingest result; its dict is what idempotency stores."""
+    logger.info(message, extra=asdict(result))
     metrics.add_metric(name="RowsAccepted", unit=MetricUnit.Count, value=result.accepted)
     metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.rejected)
     metrics.add_metric(name="EntitiesTouched", unit=MetricUnit.Count, value=result.entities)
-    if result.status != "ok":
+    if result.status in ("unreadable", "refused"):
         metrics.add_metric(name="FilesQuarantined", unit=MetricUnit.Count, value=1)
     return asdict(result)
 
 
 @idempotent_function(
-    data_keyword_argument="part",
-    persistence_store=DynamoDBPersistenceLayer(table_name=settings.IDEMPOTENCY_TABLE),
-    config=idempotency,
+    data_keyword_argument="delivered", persistence_store=persistence, config=idempotency
+)
+def ingest_object(delivered: dict[str, Any]) -> dict[str, Any]:
+    """Ingest one object version; a repeated delivery returns the first result."""
+    return _reported(service.ingest(ObjectVersion(**delivered)), "ingested")
+
+
+@idempotent_function(
+    data_keyword_argument="part", persistence_store=persistence, config=idempotency
 )
 def ingest_part(part: dict[str, Any]) -> dict[str, Any]:
     """Ingest one byte range of a large object; a repeated delivery is skipped."""
-    result = service.ingest_part(Part(**part))
-    logger.info("part ingested", extra=asdict(result))
-    metrics.add_metric(name="RowsAccepted", unit=MetricUnit.Count, value=result.accepted)
-    metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.rejected)
-    return asdict(result)
+    return _reported(service.ingest_part(Part(**part)), "part ingested")
 
 
 def record_handler(record: SQSRecord) -> None:
