@@ -47,3 +47,14 @@ def test_recorded_events_drive_every_handler(pipeline: Pipeline) -> None:
     assert scheduled["results"][0]["total_qlus"] == "7.85"  # VMDR 2 x 1.5, CSAM 2, EDR 2.85
     late = pipeline.meter_app.handler(event("meter_late_data.json"), Context("meter"))
     assert late["results"][0]["published"] == []  # nothing new for that day
+
+    # the ledger: the recorded usage message is the one the topic delivered to its queue
+    # (raw), the second record names no valid subscription and is reported as failed
+    recorded = event("sqs_sns_usage_messages.json")
+    (delivered,) = pipeline.receive(pipeline.ledger_url)
+    bodies = [json.loads(r["body"]) | {"generated_at": None} for r in recorded["Records"]]
+    assert bodies[0] == json.loads(delivered["Body"]) | {"generated_at": None}
+    response = pipeline.ledger.handler(recorded, Context("ledger"))
+    bad = recorded["Records"][1]["messageId"]
+    assert response == {"batchItemFailures": [{"itemIdentifier": bad}]}
+    assert DynamoStore().receipts("acme", date(2026, 1, 15)) == {("usage_summary", 1)}

@@ -122,6 +122,22 @@ def test_end_to_end_equals_the_engine_cli(pipeline: Pipeline, tmp_path: Path) ->
     assert pipeline.published() == []
 
 
+def test_each_daily_run_replays_one_day_and_keeps_the_checkpoint_at_the_late_window(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """With no late data a daily run replays only its own day from the last head, and the
+    head saved late_data_days earlier becomes the checkpoint: it stands at as_of - 10."""
+    pipeline.put_subscription(SUBSCRIPTION)
+    inventory(tmp_path, days=14)
+    pipeline.upload(tmp_path)
+    pipeline.deliver()
+    for n in range(14):
+        (result,) = pipeline.meter(scheduled_time=f"{day(n + 1)}T06:00:00Z")["results"]
+        assert result["as_of"] == day(n).isoformat()
+        assert result["days_replayed"] == 1
+        assert result["checkpoint_day"] == (day(n - 10).isoformat() if n >= 10 else None)
+
+
 def test_duplicate_delivery_is_ingested_once(pipeline: Pipeline, tmp_path: Path) -> None:
     pipeline.put_subscription(SUBSCRIPTION)
     inventory(tmp_path, days=2)

@@ -298,6 +298,7 @@ class Driver:
     kills: int = 0
     meter_failures: int = 0
     late_requests: list[tuple[str, str]] = field(default_factory=list)
+    retry_after: Callable[[int], None] = lambda attempt: None  # the wait before a retry
 
     def put(self, root: Path, path: Path) -> str:
         key = path.relative_to(root).as_posix()
@@ -348,6 +349,7 @@ class Driver:
                 self.meter_failures += 1
                 if attempt == self.meter_tries - 1:
                     raise
+                self.retry_after(attempt)
         raise AssertionError("unreachable")
 
     @property
@@ -536,9 +538,12 @@ def snapshot(p: Pipeline, tenant: str) -> dict[str, Any]:
         (item.sk, int(item.revision or 0), item.digest, item.events)
         for item in UsageItem.query(f"{tenant}#SUMMARY")
     )
+    pending = sorted(item.sk for item in UsageItem.query(f"{tenant}#SUMMARY") if item.pending)
+    receipts = sorted(item.sk for item in UsageItem.query(f"{tenant}#SENT"))
     state = json.loads(UsageItem.get(f"{tenant}#STATE", "state").state or "{}")
     for name in [n for n in state if n.endswith("_at")]:
         state.pop(name)  # times of the runs
+    state["heads"] = sorted(state.get("heads", {}))  # the days, not when they were saved
     for name in [n for n in state if n.endswith("_key")]:
         state[name] = _untenant(state[name] or "", tenant)
     return {
@@ -548,6 +553,8 @@ def snapshot(p: Pipeline, tenant: str) -> dict[str, Any]:
         "rejects": sorted(rejects),
         "daily": daily,
         "summaries": summaries,
+        "pending": pending,  # messages not known to have gone out: none after a run
+        "receipts": receipts,  # what the ledger received
         "state": state,
     }
 

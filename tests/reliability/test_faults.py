@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -327,13 +329,6 @@ def test_get_object_failing_mid_stream(
     assert_same_as_clean(outcome(pipeline, TENANT, faults), clean, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: MeterService._publish writes a message's published record only after SNS "
-    "accepted it; when that write fails (throttled past the retries) or the function dies "
-    "in between, the retried run finds no record and publishes the same (as_of, event_type, "
-    "revision) again",
-)
 @pytest.mark.parametrize("fault", ["record write throttled", "killed after publishing"])
 def test_a_message_is_not_published_twice_when_its_record_is_not_written(
     pipeline: Pipeline,
@@ -342,9 +337,10 @@ def test_a_message_is_not_published_twice_when_its_record_is_not_written(
     monkeypatch: pytest.MonkeyPatch,
     fault: str,
 ) -> None:
-    """SNS took the day-1 usage summary, then writing its published record fails (throttled
-    past the retries) or the function dies before it: the retried run must not publish
-    (2026-01-02, usage_summary, 1) a second time."""
+    """SNS took the day-1 usage summary, then writing its record as sent fails (throttled
+    past the retries) or the function dies before it: the message stays pending, the
+    ledger's receipt settles it and the retried run does not publish (2026-01-02,
+    usage_summary, 1) a second time."""
     faults = Faults(monkeypatch)
     if fault == "record write throttled":
         rule = faults.add(
@@ -352,6 +348,7 @@ def test_a_message_is_not_published_twice_when_its_record_is_not_written(
             "dynamodb",
             "PutItem",
             table=tables(pipeline)["usage"],
+            skip=1,  # the first is the pending record, written before the message goes out
             attempts=40,
             where=pk_endswith("#SUMMARY"),
         )
@@ -360,6 +357,27 @@ def test_a_message_is_not_published_twice_when_its_record_is_not_written(
     driver = Driver(pipeline)
     play(driver, tmp_path, TENANT)
     assert rule.hit == 1 and driver.meter_failures == 1
+    assert_same_as_clean(outcome(pipeline, TENANT, faults), clean, tmp_path)
+
+
+def test_a_message_lost_before_the_topic_saw_it_is_published_once_later(
+    pipeline: Pipeline,
+    tmp_path: Path,
+    clean: Outcome,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The run dies right before SNS sees the day-1 usage summary (its pending record is
+    written). The retry at once finds no receipt and waits (raises: the message may still
+    be on its way to the ledger); the retry after CONFIRM_AFTER (2 s here) takes it as not
+    sent and publishes it, once."""
+    import qlumeter.pipeline.usage as usage
+
+    monkeypatch.setattr(usage, "CONFIRM_AFTER", timedelta(seconds=2))
+    faults = Faults(monkeypatch)
+    rule = faults.add("kill", "sns", "Publish", where=usage_message)
+    driver = Driver(pipeline, retry_after=lambda attempt: time.sleep(2.2 if attempt else 0))
+    play(driver, tmp_path, TENANT)
+    assert rule.hit == 1 and driver.kills == 0 and driver.meter_failures == 2
     assert_same_as_clean(outcome(pipeline, TENANT, faults), clean, tmp_path)
 
 

@@ -28,6 +28,7 @@ from qlumeter.pipeline.usage import CHECKPOINT_PREFIX
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 FUNCTION = "AWS::Serverless::Function"
+FUNCTIONS = ["IngestFunction", "MeterFunction", "AdminFunction", "LedgerFunction"]
 POWERTOOLS_VARIABLES = {
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
@@ -50,6 +51,7 @@ WILDCARD_EXCEPTIONS = {
     ("DataKey", "EnableIamPolicies"): "a key policy's Resource '*' is the key itself",
     ("DataKey", "AllowS3NotificationsToEncryptedQueue"): "key policy: '*' is the key itself",
     ("DataKey", "AllowCloudWatchAlarmsToEncryptedTopic"): "key policy: '*' is the key itself",
+    ("DataKey", "AllowTopicDeliveriesToEncryptedQueue"): "key policy: '*' is the key itself",
     ("DataKey", "AllowLogGroupEncryption"): "key policy: '*' is the key itself",
 }
 
@@ -217,13 +219,14 @@ def test_tables_are_on_demand_recoverable_and_encrypted(template: dict[str, Any]
 # ------------------------------------------------------------------ functions
 
 
-def test_three_functions_from_the_functions_folder(template: dict[str, Any]) -> None:
+def test_four_functions_from_the_functions_folder(template: dict[str, Any]) -> None:
     folders = {p.parent.name for p in (ROOT / "functions").glob("*/app.py")}
     deployed = {Path(f["Properties"]["CodeUri"]).name for f in functions(template).values()}
-    assert deployed == folders
+    assert deployed == folders == {"ingest", "meter", "admin", "ledger"}
+    assert sorted(functions(template)) == sorted(FUNCTIONS)
 
 
-@pytest.mark.parametrize("name", ["IngestFunction", "MeterFunction", "AdminFunction"])
+@pytest.mark.parametrize("name", FUNCTIONS)
 def test_handler_exists(template: dict[str, Any], name: str) -> None:
     function = functions(template)[name]
     source, handler = handler_source(template, function)
@@ -252,7 +255,7 @@ def test_functions_are_explicitly_sized(template: dict[str, Any]) -> None:
     assert ingest["Timeout"] == 900
 
 
-@pytest.mark.parametrize("name", ["IngestFunction", "MeterFunction", "AdminFunction"])
+@pytest.mark.parametrize("name", FUNCTIONS)
 def test_environment_sets_every_setting(template: dict[str, Any], name: str) -> None:
     function = functions(template)[name]
     source, _ = handler_source(template, function)
@@ -350,18 +353,36 @@ def sqs_events(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]
 
 def test_sqs_event_sources_report_batch_item_failures(template: dict[str, Any]) -> None:
     found = list(sqs_events(template))
-    assert [name for name, _ in found] == ["IngestFunction"]
+    assert sorted(name for name, _ in found) == ["IngestFunction", "LedgerFunction"]
     for _, event in found:
         assert "ReportBatchItemFailures" in event["FunctionResponseTypes"]
 
 
-def test_ingest_queue_redrives_and_outlasts_the_function(template: dict[str, Any]) -> None:
+def test_event_source_queues_redrive_and_outlast_the_function(template: dict[str, Any]) -> None:
+    queues = {}
     for name, event in sqs_events(template):
         queue = resources(template)[str(ref_target(event["Queue"]))]["Properties"]
         timeout = functions(template)[name]["Properties"]["Timeout"]
         assert queue["VisibilityTimeout"] >= timeout * 6  # AWS's advice for event sources
+        assert queue["RedrivePolicy"]["maxReceiveCount"] == 5, name
         dlq = ref_target(queue["RedrivePolicy"]["deadLetterTargetArn"])
         assert resources(template)[str(dlq)]["Type"] == "AWS::SQS::Queue"
+        queues[name] = (ref_target(event["Queue"]), dlq)
+    assert queues == {
+        "IngestFunction": ("IngestQueue", "IngestDeadLetterQueue"),
+        "LedgerFunction": ("LedgerQueue", "LedgerDeadLetterQueue"),
+    }
+
+
+def test_a_failed_receipt_is_retried_before_the_meter_stops_waiting(
+    template: dict[str, Any],
+) -> None:
+    """A receipt the ledger failed to write comes back after the queue's visibility
+    timeout: that must leave room for another attempt within the meter's wait for it."""
+    from qlumeter.pipeline.usage import CONFIRM_AFTER
+
+    queue = resources(template)["LedgerQueue"]["Properties"]
+    assert 2 * queue["VisibilityTimeout"] <= CONFIRM_AFTER.total_seconds()
 
 
 def test_inventory_notifications_filter_the_inventory_prefix(template: dict[str, Any]) -> None:
@@ -370,9 +391,8 @@ def test_inventory_notifications_filter_the_inventory_prefix(template: dict[str,
     (config,) = bucket["NotificationConfiguration"]["QueueConfigurations"]
     rules = config["Filter"]["S3Key"]["Rules"]
     assert rules == [{"Name": "prefix", "Value": INVENTORY_PREFIX}]
-    assert [q for _, e in sqs_events(template) for q in [ref_target(e["Queue"])]] == [
-        ref_target(config["Queue"])
-    ]
+    ingest = [ref_target(e["Queue"]) for n, e in sqs_events(template) if n == "IngestFunction"]
+    assert ingest == [ref_target(config["Queue"])]
 
 
 # ------------------------------------------------------------------ security
@@ -405,7 +425,7 @@ ACCESS_FOR = {
 }
 
 
-@pytest.mark.parametrize("name", ["IngestFunction", "MeterFunction", "AdminFunction"])
+@pytest.mark.parametrize("name", FUNCTIONS)
 def test_function_may_use_what_its_environment_names(template: dict[str, Any], name: str) -> None:
     function = functions(template)[name]
     granted: dict[str, set[str]] = {}  # logical id -> policy templates naming it
@@ -445,6 +465,7 @@ def test_function_s3_access_is_scoped_to_the_code_prefixes(template: dict[str, A
     )
     assert s3_resources("MeterFunction") == [f"${{StateBucket.Arn}}/{CHECKPOINT_PREFIX}*"]
     assert s3_resources("AdminFunction") == []
+    assert s3_resources("LedgerFunction") == []
 
 
 def test_buckets_are_private_encrypted_and_tls_only(template: dict[str, Any]) -> None:
@@ -475,6 +496,23 @@ def test_queues_and_topic_are_encrypted(template: dict[str, Any]) -> None:
     assert [ref_target(t) for t in topic_policy["Properties"]["Topics"]] == ["EventsTopic"]
 
 
+def test_every_queue_is_tls_only(template: dict[str, Any]) -> None:
+    covered: dict[str, int] = {}
+    for name, policy in resources(template, "AWS::SQS::QueuePolicy").items():
+        queues = [ref_target(q) for q in policy["Properties"]["Queues"]]
+        denied = [
+            ref_target(r)
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+            if s["Effect"] == "Deny"
+            and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for r in as_list(s["Resource"])
+        ]
+        assert sorted(map(str, queues)) == sorted(map(str, denied)), name
+        for queue in queues:
+            covered[str(queue)] = covered.get(str(queue), 0) + 1
+    assert covered == {name: 1 for name in resources(template, "AWS::SQS::Queue")}
+
+
 def test_no_plaintext_secrets(template: dict[str, Any]) -> None:
     suspicious = re.compile(r"(?i)(secret|password|token|api[_-]?key|private[_-]?key)")
     for name, function in functions(template).items():
@@ -499,19 +537,101 @@ def test_alarms_watch_every_dead_letter_queue_and_function(template: dict[str, A
         for dimension in alarm["Properties"]["Dimensions"]:
             watched.add(ref_target(dimension["Value"]))
     dead_letter = {n for n in resources(template, "AWS::SQS::Queue") if "DeadLetter" in n}
-    assert len(dead_letter) == 3
+    assert dead_letter == {
+        "IngestDeadLetterQueue",
+        "LedgerDeadLetterQueue",
+        "MeterDeadLetterQueue",
+        "SchedulerDeadLetterQueue",
+    }
     assert dead_letter | set(functions(template)) <= watched
 
 
+def test_topic_has_the_email_and_ledger_subscriptions(template: dict[str, Any]) -> None:
+    subscriptions = resources(template, "AWS::SNS::Subscription")
+    assert sorted(s["Properties"]["Protocol"] for s in subscriptions.values()) == ["email", "sqs"]
+    for subscription in subscriptions.values():
+        assert ref_target(subscription["Properties"]["TopicArn"]) == "EventsTopic"
+
+
 def test_alert_email_subscription_is_optional(template: dict[str, Any]) -> None:
-    (subscription,) = resources(template, "AWS::SNS::Subscription").values()
+    (subscription,) = [
+        s
+        for s in resources(template, "AWS::SNS::Subscription").values()
+        if s["Properties"]["Protocol"] == "email"
+    ]
     assert subscription["Condition"] == "HasAlertEmail"
-    assert subscription["Properties"]["Protocol"] == "email"
+    assert ref_target(subscription["Properties"]["Endpoint"]) == "AlertEmail"
     assert template["Parameters"]["AlertEmail"]["Default"] == ""
+
+
+def usage_event_types() -> list[str]:
+    """The event types the ledger accepts: ``UsageMessage.event_type``'s Literal in
+    functions/ledger/app.py (parsed: importing the handler runs its cold-start code)."""
+    tree = ast.parse((ROOT / "functions/ledger/app.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "UsageMessage":
+            for field in node.body:
+                if (
+                    isinstance(field, ast.AnnAssign)
+                    and isinstance(field.target, ast.Name)
+                    and field.target.id == "event_type"
+                ):
+                    literal = ast.literal_eval(field.annotation.slice)  # type: ignore[attr-defined]
+                    return list(literal if isinstance(literal, tuple) else [literal])
+    raise AssertionError("functions/ledger/app.py has no UsageMessage.event_type")
+
+
+def test_ledger_subscription_delivers_the_usage_messages_raw(template: dict[str, Any]) -> None:
+    (subscription,) = [
+        s
+        for s in resources(template, "AWS::SNS::Subscription").values()
+        if s["Properties"]["Protocol"] == "sqs"
+    ]
+    p = subscription["Properties"]
+    assert "Condition" not in subscription
+    assert ref_target(p["TopicArn"]) == "EventsTopic"
+    (ledger_queue,) = [
+        ref_target(e["Queue"]) for n, e in sqs_events(template) if n == "LedgerFunction"
+    ]
+    assert ref_target(p["Endpoint"]) == ledger_queue == "LedgerQueue"
+    assert p["RawMessageDelivery"] is True  # the body is the published JSON (UsageMessage)
+    assert p["FilterPolicyScope"] == "MessageAttributes"  # SnsPublisher's event_type attribute
+    events = usage_event_types()
+    assert events == ["usage_summary", "interval_closed", "threshold_alert", "correction"]
+    assert p["FilterPolicy"] == {"event_type": events}
+    assert "ingest_failed" not in events
+    assert subscription["DependsOn"] == "LedgerQueuePolicy"
+
+
+def test_only_the_topic_may_send_to_the_ledger_queue(template: dict[str, Any]) -> None:
+    policy = resources(template)["LedgerQueuePolicy"]["Properties"]
+    assert [ref_target(q) for q in policy["Queues"]] == ["LedgerQueue"]
+    (allow,) = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert allow["Action"] == "sqs:SendMessage"
+    assert ref_target(allow["Resource"]) == "LedgerQueue"
+    assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "EventsTopic"}}}
+    # SNS encrypts what it delivers into the KMS-encrypted queue with the stack's key.
+    key_policy = resources(template)["DataKey"]["Properties"]["KeyPolicy"]["Statement"]
+    (sns,) = [s for s in key_policy if s.get("Principal") == {"Service": "sns.amazonaws.com"}]
+    assert sorted(as_list(sns["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert ref_target(resources(template)["LedgerQueue"]["Properties"]["KmsMasterKeyId"]) == (
+        "DataKey"
+    )
+
+
+def test_ledger_may_only_write_the_usage_table(template: dict[str, Any]) -> None:
+    policies = functions(template)["LedgerFunction"]["Properties"]["Policies"]
+    *templates, inline = policies
+    assert templates == [{"DynamoDBWritePolicy": {"TableName": {"Ref": "UsageTable"}}}]
+    (statement,) = inline["Statement"]
+    assert statement["Action"] == ["kms:Decrypt"]
+    assert ref_target(statement["Resource"]) == "DataKey"
 
 
 def test_outputs_name_what_an_operator_needs(template: dict[str, Any]) -> None:
     outputs = {ref_target(o["Value"]) for o in template["Outputs"].values()}
     needed = set(resources(template, "AWS::S3::Bucket")) | {"EventsTopic"}
     needed |= set(resources(template, "AWS::DynamoDB::Table")) | set(functions(template))
+    needed |= set(resources(template, "AWS::SQS::Queue"))
     assert needed <= outputs

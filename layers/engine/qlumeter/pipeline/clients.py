@@ -7,6 +7,9 @@ from dataclasses import asdict
 from datetime import date
 from typing import IO, Any, cast
 
+from botocore.exceptions import ClientError
+
+from .ports import PublishRejected
 from .ranges import Part
 
 PART_KEY = "qlumeter_part"  # marks a part message on the ingest queue
@@ -64,20 +67,25 @@ class SqsParts:
 
 class SnsPublisher:
     """``Publisher`` on an injected boto3 SNS client: the message attributes
-    ``subscription_id`` and ``event_type`` let consumers filter."""
+    ``subscription_id`` and ``event_type`` let consumers filter. An error response (after
+    botocore's retries) is a refusal; a timeout or a dropped connection is not (SNS may
+    have taken the message) and propagates as it is."""
 
     def __init__(self, client: Any, topic_arn: str) -> None:
         self.client, self.topic_arn = client, topic_arn
 
     def publish(self, message: dict[str, Any], event_type: str, subscription_id: str) -> None:
-        self.client.publish(
-            TopicArn=self.topic_arn,
-            Message=json.dumps(message),
-            MessageAttributes={
-                "subscription_id": {"DataType": "String", "StringValue": subscription_id},
-                "event_type": {"DataType": "String", "StringValue": event_type},
-            },
-        )
+        try:
+            self.client.publish(
+                TopicArn=self.topic_arn,
+                Message=json.dumps(message),
+                MessageAttributes={
+                    "subscription_id": {"DataType": "String", "StringValue": subscription_id},
+                    "event_type": {"DataType": "String", "StringValue": event_type},
+                },
+            )
+        except ClientError as exc:
+            raise PublishRejected(str(exc)) from exc
 
 
 class LambdaTrigger:

@@ -36,12 +36,20 @@ from ..codec import decode, encode
 from ..config import Subscription, parse_subscription
 from ..observation import Observation
 from ..paths import FileRef, parse_key
-from .ports import Manifest, Published, TenantState
+from .ports import Manifest, Pending, Published, TenantState
 
 SHARDS = 8  # observation partitions per tenant and day: no single hot key
 BATCH = 25  # DynamoDB's batch write limit
 ROW_RETENTION_DAYS = 120  # rows outlive the late-data window and the 90-day windows
 PACK_BYTES = 900  # packed rows per item: with its keys, an item stays under 1 KB
+
+
+def _pending(text: str | None) -> Pending | None:
+    if not text:
+        return None
+    data = json.loads(text)
+    since = datetime.fromisoformat(data["since"]) if data["since"] else None
+    return Pending(data["event"], data["revision"], data["message"], since)
 
 
 def _day(text: str) -> date:
@@ -93,6 +101,7 @@ class UsageItem(Model):
     revision = NumberAttribute(null=True)
     digest = UnicodeAttribute(null=True)
     events = UnicodeAttribute(null=True)  # JSON list
+    pending = UnicodeAttribute(null=True)  # JSON: the message being published
     state = UnicodeAttribute(null=True)
 
 
@@ -402,6 +411,7 @@ class DynamoStore:
                 int(item.revision or 1),
                 item.digest or "",
                 json.loads(item.events or "[]"),
+                _pending(item.pending),
             )
             for item in UsageItem.query(
                 f"{tenant}#SUMMARY", UsageItem.sk.between(f"{first}", f"{last}")
@@ -409,10 +419,26 @@ class DynamoStore:
         }
 
     def put_published(self, tenant: str, record: Published) -> None:
+        pending = None
+        if record.pending:
+            since = record.pending.since
+            data = asdict(record.pending) | {"since": since.isoformat() if since else None}
+            pending = json.dumps(data)
         UsageItem(
             f"{tenant}#SUMMARY",
             record.as_of.isoformat(),
             revision=record.revision,
             digest=record.digest,
             events=json.dumps(record.events),
+            pending=pending,
         ).save()
+
+    def put_receipt(self, tenant: str, as_of: date, event: str, revision: int) -> None:
+        UsageItem(f"{tenant}#SENT", f"{as_of}#{event}#{revision}").save()
+
+    def receipts(self, tenant: str, as_of: date) -> set[tuple[str, int]]:
+        found = set()
+        for item in UsageItem.query(f"{tenant}#SENT", UsageItem.sk.startswith(f"{as_of}#")):
+            _, event, revision = item.sk.split("#")
+            found.add((event, int(revision)))
+        return found

@@ -58,7 +58,23 @@ class TenantState:
     head_day: date | None = None  # the last run's meter state covers days up to here
     head_key: str | None = None
     head_at: datetime | None = None
+    heads: dict[str, str] = field(default_factory=dict)  # day -> when its head was saved
     plan_levels: dict[str, str] = field(default_factory=dict)  # plan_cap levels in force
+
+
+class PublishRejected(RuntimeError):
+    """The topic answered a publish with an error: the message did not go out."""
+
+
+@dataclass
+class Pending:
+    """A message being published, recorded before the topic sees it and cleared once it is
+    known to have gone out (the publish returned, or the ledger received it)."""
+
+    event: str
+    revision: int
+    message: dict[str, Any]
+    since: datetime | None  # when it was handed to the topic; None: the topic refused it
 
 
 @dataclass
@@ -69,6 +85,7 @@ class Published:
     revision: int
     digest: str
     events: list[str] = field(default_factory=list)
+    pending: Pending | None = None
 
 
 class Store(Protocol):
@@ -100,6 +117,8 @@ class Store(Protocol):
     def put_state(self, state: TenantState) -> None: ...
     def published(self, tenant: str, first: date, last: date) -> dict[date, Published]: ...
     def put_published(self, tenant: str, record: Published) -> None: ...
+    def put_receipt(self, tenant: str, as_of: date, event: str, revision: int) -> None: ...
+    def receipts(self, tenant: str, as_of: date) -> set[tuple[str, int]]: ...
 
 
 class Objects(Protocol):
@@ -121,6 +140,9 @@ class PartQueue(Protocol):
 
 
 class Publisher(Protocol):
+    """Publishes a message to the consumers; raises ``PublishRejected`` when the topic
+    refused it (any other error leaves open whether it went out)."""
+
     def publish(self, message: dict[str, Any], event_type: str, subscription_id: str) -> None: ...
 
 

@@ -61,3 +61,7 @@ class MeterSettings(TableSettings):
 
 class AdminSettings(TableSettings):
     pass
+
+
+class LedgerSettings(TableSettings):
+    pass

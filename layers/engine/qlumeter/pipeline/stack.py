@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,8 @@ class Stack(Consumer):
         for logical, resource in self.resources.items():
             if resource["Type"] == "AWS::S3::Bucket":
                 self._notifications(logical, resource["Properties"])
+            elif resource["Type"] == "AWS::SNS::Subscription":
+                self._subscription(resource["Properties"])
         self.inventory_bucket = self.physical[self._one("AWS::S3::Bucket", "Inventory")]
         self.queue_url = self.physical[self._one("AWS::SQS::Queue", "IngestQueue")]
         self.queue_arn = self.arn_of(self.queue_url)
@@ -162,6 +165,9 @@ class Stack(Consumer):
         self.ingest = self._function("IngestFunction")
         self.meter_app = self._function("MeterFunction")
         self.admin = self._function("AdminFunction")
+        self.ledger = self._function("LedgerFunction")
+        self.ledger_url = self.physical[self._one("AWS::SQS::Queue", "LedgerQueue")]
+        self.ledger_dead: list[str] = []
 
     # -- building ------------------------------------------------------------------------------
 
@@ -251,6 +257,25 @@ class Stack(Consumer):
             NotificationConfiguration={"QueueConfigurations": config},
         )
 
+    def _subscription(self, properties: dict[str, Any]) -> None:
+        """The template's queue subscriptions to the topic (e-mail ones are left out)."""
+        if properties["Protocol"] != "sqs":
+            return
+        attributes = {
+            "RawMessageDelivery": str(properties.get("RawMessageDelivery", False)).lower()
+        }
+        if "FilterPolicy" in properties:
+            attributes["FilterPolicy"] = json.dumps(properties["FilterPolicy"])
+            attributes["FilterPolicyScope"] = properties.get(
+                "FilterPolicyScope", "MessageAttributes"
+            )
+        self.sns.subscribe(
+            TopicArn=self.resolve(properties["TopicArn"]),
+            Protocol="sqs",
+            Endpoint=self.resolve(properties["Endpoint"]),
+            Attributes=attributes,
+        )
+
     def _function(self, logical: str) -> ModuleType:
         """Load a function's handler module with its template environment."""
         properties = self.resources[logical]["Properties"]
@@ -317,4 +342,29 @@ class Stack(Consumer):
                 yield self.deliver([message])
 
     def meter(self, **event: Any) -> dict[str, Any]:
-        return dict(self.meter_app.handler(event, Context("meter")))
+        """A meter run; then the ledger takes what the run published (as its queue's event
+        source would, within seconds), even when the run failed half-way."""
+        try:
+            return dict(self.meter_app.handler(event, Context("meter")))
+        finally:
+            self.confirm()
+
+    def confirm(self) -> None:
+        """Hand the ledger queue's messages to the ledger handler, ten per invocation; a
+        failed record is queued again, as after its visibility timeout, five times at most
+        (then it is kept in ``ledger_dead``, as the redrive policy would)."""
+        tries: Counter[str] = Counter()
+        while messages := self.receive(self.ledger_url):
+            for start in range(0, len(messages), 10):
+                batch = messages[start : start + 10]
+                event = sqs_event(batch, self.arn_of(self.ledger_url))
+                response = self.ledger.handler(event, Context("ledger"))
+                failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+                for m in batch:
+                    if m["MessageId"] not in failed:
+                        continue
+                    tries[m["Body"]] += 1
+                    if tries[m["Body"]] < 5:
+                        self.sqs.send_message(QueueUrl=self.ledger_url, MessageBody=m["Body"])
+                    else:
+                        self.ledger_dead.append(m["Body"])

@@ -2,7 +2,8 @@
 
 A run costs the tenant's entities (the checkpointed meter state) plus the rows of the
 days after the checkpoint; the checkpoint trails the newest metered day by
-``late_data_days``, so a late file within that window is replayed on its own day.
+``late_data_days``, so a late file within that window is replayed on its own day and an
+older one is reported, not applied.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -20,10 +21,17 @@ from ..metering import Daily, Meter, effective_as_of, first_needed_day, metering
 from ..observation import Observation
 from ..summary import build_summary
 from ..windows import interval_of
-from .ports import Objects, Published, Publisher, Store, TenantState
+from .ports import Objects, Pending, Published, Publisher, PublishRejected, Store, TenantState
 
 CHECKPOINT_PREFIX = "checkpoints/"
-CHECKPOINT_EVERY_DAYS = 7  # how far the late-window checkpoint may lag before it moves
+#: How long a message handed to the topic may wait for the ledger's receipt before it is
+#: taken as not sent and published again (the ledger's queue delivers within seconds).
+CONFIRM_AFTER = timedelta(minutes=2)
+
+
+class AwaitingReceipt(RuntimeError):
+    """A message a failed run handed to the topic is not confirmed yet: the run is retried
+    later rather than risk publishing it twice."""
 
 
 def _days(first: date, last: date) -> Iterator[date]:
@@ -71,21 +79,36 @@ class MeterService:
         self.store, self.objects, self.publisher = store, objects, publisher
         self.state_bucket, self.clock = state_bucket, clock
 
+    def _promote(
+        self, sub: Subscription, state: TenantState, keep_until: date, now: datetime
+    ) -> None:
+        """Move the checkpoint to ``keep_until`` without a replay when the head saved for
+        that day still holds: no file for a day after the checkpoint, up to that day,
+        arrived after the head was taken (otherwise the run replays from the checkpoint)."""
+        taken = state.heads.get(keep_until.isoformat())
+        if taken is None or (state.checkpoint_day and state.checkpoint_day >= keep_until):
+            return
+        first = state.checkpoint_day + timedelta(days=1) if state.checkpoint_day else sub.start_date
+        at = datetime.fromisoformat(taken)
+        if any(m.ingested_at > at for m in self.store.manifests(state.tenant, first, keep_until)):
+            return
+        state.checkpoint_day, state.checkpoint_at = keep_until, now
+        state.checkpoint_key = _head_key(state.tenant, keep_until)
+
     def _restore(
         self, sub: Subscription, state: TenantState, as_of: date
     ) -> tuple[Meter, date | None]:
         """The newest usable meter state and the day it covers.
 
         The head (the last run's state) serves when no file for a day it covers arrived
-        since and the checkpoint need not move; otherwise the checkpoint that trails by
-        ``late_data_days`` (moved once a week), from which late files are replayed on their
-        own days; with neither, the start."""
+        since and the checkpoint stands at ``as_of - late_data_days``; otherwise the
+        checkpoint, from which late files are replayed on their own days; with neither,
+        the start."""
         candidates: list[tuple[str, date]] = []
         keep_until = as_of - timedelta(days=sub.late_data_days)
         due = keep_until >= sub.start_date and (
-            state.checkpoint_day is None
-            or (keep_until - state.checkpoint_day).days >= CHECKPOINT_EVERY_DAYS
-        )  # then the checkpoint moves: replay from it, not from the head
+            state.checkpoint_day is None or state.checkpoint_day < keep_until
+        )  # the checkpoint must move: replay from it, not from the head
         fresh = state.head_key and state.head_day and state.head_day <= as_of and not due
         if fresh and state.head_key and state.head_day and not self._late(sub, state):
             candidates.append((state.head_key, state.head_day))
@@ -112,10 +135,12 @@ class MeterService:
         as_of = effective_as_of(sub, as_of)
         started = self.clock()
         state = self.store.get_state(tenant)
+        alerts = self._late_files(sub, state, state.checkpoint_day)
+        keep_until = as_of - timedelta(days=sub.late_data_days)
+        self._promote(sub, state, keep_until, started)
         meter, restored = self._restore(sub, state, as_of)
         first_new = restored + timedelta(days=1) if restored else sub.start_date
         result = RunResult(tenant, "metered", as_of)
-        alerts = self._late_files(sub, state, state.checkpoint_day)
         manifests = [m for m in self.store.manifests(tenant, first_new, as_of) if m.status == "ok"]
         versions = {m.ref.key: m.version for m in manifests}
         rows: list[Observation] = []
@@ -124,7 +149,6 @@ class MeterService:
         meter.add([m.ref for m in manifests], rows)
         result.rows_replayed = len(rows)
         new: Daily = {}
-        keep_until = as_of - timedelta(days=sub.late_data_days)
         if keep_until >= first_new:
             _merge(new, meter.advance(keep_until, first_new))
             meter.compact()
@@ -134,10 +158,14 @@ class MeterService:
             state.checkpoint_at = started
         _merge(new, meter.advance(as_of, max(first_new, keep_until + timedelta(days=1))))
         meter.compact()
-        # a key per day: a run that fails after this write leaves the named head intact
-        state.head_key = f"{CHECKPOINT_PREFIX}{tenant}/head-{as_of}.pickle"
+        # a key per day: a run that fails after this write leaves the named head intact,
+        # and the head of a day becomes the checkpoint late_data_days later (_promote)
+        state.head_key = _head_key(tenant, as_of)
         self.objects.put(self.state_bucket, state.head_key, meter.dumps())
         state.head_day, state.head_at = as_of, started
+        state.heads[as_of.isoformat()] = started.isoformat()
+        if state.checkpoint_day:
+            state.heads = {d: at for d, at in state.heads.items() if d > f"{state.checkpoint_day}"}
         self.store.put_daily(tenant, new)
         result.days_replayed = len({d for days in new.values() for d in days})
         result.checkpoint_day = state.checkpoint_day
@@ -191,6 +219,9 @@ class MeterService:
         published = self.store.published(
             tenant, max(sub.start_date, as_of - timedelta(days=89)), as_of
         )
+        for day, record in sorted(published.items()):
+            if record.pending:
+                published[day] = self._settle(tenant, record, result)
         closing = {
             interval_of(sub.start_date, day)[1]
             for day in _days(max(sub.start_date, as_of - timedelta(days=89)), as_of)
@@ -209,13 +240,12 @@ class MeterService:
                 generated_at=self.clock(),
                 extra_alerts=alerts if day == as_of else (),
             )
-            record = published.get(day)
+            last = published.get(day)
             numbers = digest(summary)
-            done = set(_events(published, day))
             events: list[str] = []
-            if record is None and day == as_of:
+            if last is None and day == as_of:
                 events.append("usage_summary")
-            elif record is not None and record.digest != numbers:
+            elif last is not None and last.digest != numbers:
                 events.append("correction")
             if day in closing and day < as_of:
                 events.append("interval_closed")
@@ -225,16 +255,59 @@ class MeterService:
                     events.append("threshold_alert")
                 result.total_qlus = summary["total_qlus"]
                 result.qlus = {p["product"]: p["qlus"] for p in summary["products"]}
-            revision = 1 if record is None else record.revision + (record.digest != numbers)
+            revision = 1 if last is None else last.revision + (last.digest != numbers)
+            record = Published(day, revision, numbers, sorted(_events(published, day)))
             for event in events:
-                if event in done and event not in ("correction", "usage_summary"):
+                if event in record.events and event not in ("correction", "usage_summary"):
                     continue  # once per day: a rerun after a failure does not repeat it
                 summary.update(event_type=event, revision=revision)
-                self.publisher.publish(summary, event, tenant)
-                done.add(event)
-                # recorded after each message: a failure in between never repeats one
-                self.store.put_published(tenant, Published(day, revision, numbers, sorted(done)))
-                result.published.append((event, day.isoformat(), revision))
+                record = self._send(tenant, record, event, dict(summary), result)
+
+    def _send(
+        self,
+        tenant: str,
+        record: Published,
+        event: str,
+        message: dict[str, Any],
+        result: RunResult,
+    ) -> Published:
+        """Publish one message once: recorded as pending before the topic sees it and as
+        sent after; a refusal is recorded as not sent (the retry sends it at once). A run
+        that dies in between leaves it pending for ``_settle``."""
+        pending = Pending(event, record.revision, message, self.clock())
+        self.store.put_published(tenant, replace(record, pending=pending))
+        try:
+            self.publisher.publish(message, event, tenant)
+        except PublishRejected:
+            self.store.put_published(tenant, replace(record, pending=replace(pending, since=None)))
+            raise
+        sent = replace(record, events=sorted({*record.events, event}), pending=None)
+        self.store.put_published(tenant, sent)
+        result.published.append((event, record.as_of.isoformat(), record.revision))
+        return sent
+
+    def _settle(self, tenant: str, record: Published, result: RunResult) -> Published:
+        """The message a failed run left pending: sent if the ledger received it; sent
+        again if the topic refused it or no receipt came ``CONFIRM_AFTER`` after it was
+        handed over; otherwise the run waits (raises) for the receipt."""
+        pending = record.pending
+        assert pending is not None
+        base = replace(record, pending=None)
+        if pending.since is not None:
+            if (pending.event, pending.revision) in self.store.receipts(tenant, record.as_of):
+                sent = replace(base, events=sorted({*record.events, pending.event}))
+                self.store.put_published(tenant, sent)
+                return sent
+            if self.clock() - pending.since < CONFIRM_AFTER:
+                raise AwaitingReceipt(
+                    f"{pending.event} of {record.as_of} (revision {pending.revision}) was "
+                    f"handed to the topic at {pending.since.isoformat()} and has no receipt yet"
+                )
+        return self._send(tenant, base, pending.event, pending.message, result)
+
+
+def _head_key(tenant: str, day: date) -> str:
+    return f"{CHECKPOINT_PREFIX}{tenant}/head-{day}.pickle"
 
 
 def _levels(alerts: list[dict[str, Any]]) -> tuple[list[str], dict[str, str]]:
