@@ -136,6 +136,12 @@ def test_each_daily_run_replays_one_day_and_keeps_the_checkpoint_at_the_late_win
         assert result["as_of"] == day(n).isoformat()
         assert result["days_replayed"] == 1
         assert result["checkpoint_day"] == (day(n - 10).isoformat() if n >= 10 else None)
+    # a rerun of a past day (a late schedule) replays from the checkpoint, publishes
+    # nothing, and leaves the newest head in place for the next daily run
+    (rerun,) = pipeline.meter(as_of=day(5).isoformat())["results"]
+    assert (rerun["days_replayed"], rerun["published"]) == (2, [])
+    (result,) = pipeline.meter(as_of=day(14).isoformat())["results"]
+    assert (result["days_replayed"], result["checkpoint_day"]) == (1, day(4).isoformat())
 
 
 def test_duplicate_delivery_is_ingested_once(pipeline: Pipeline, tmp_path: Path) -> None:

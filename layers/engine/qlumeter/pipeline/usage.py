@@ -109,7 +109,12 @@ class MeterService:
         due = keep_until >= sub.start_date and (
             state.checkpoint_day is None or state.checkpoint_day < keep_until
         )  # the checkpoint must move: replay from it, not from the head
-        fresh = state.head_key and state.head_day and state.head_day <= as_of and not due
+        fresh = (
+            state.head_key
+            and state.head_day
+            and (state.checkpoint_day or state.head_day) <= state.head_day <= as_of
+            and not due
+        )
         if fresh and state.head_key and state.head_day and not self._late(sub, state):
             candidates.append((state.head_key, state.head_day))
         if state.checkpoint_key and state.checkpoint_day:
@@ -160,9 +165,9 @@ class MeterService:
         meter.compact()
         # a key per day: a run that fails after this write leaves the named head intact,
         # and the head of a day becomes the checkpoint late_data_days later (_promote)
-        state.head_key = _head_key(tenant, as_of)
-        self.objects.put(self.state_bucket, state.head_key, meter.dumps())
-        state.head_day, state.head_at = as_of, started
+        self.objects.put(self.state_bucket, _head_key(tenant, as_of), meter.dumps())
+        if state.head_day is None or as_of >= state.head_day:  # a rerun of a past day keeps it
+            state.head_key, state.head_day, state.head_at = _head_key(tenant, as_of), as_of, started
         state.heads[as_of.isoformat()] = started.isoformat()
         if state.checkpoint_day:
             state.heads = {d: at for d, at in state.heads.items() if d > f"{state.checkpoint_day}"}
