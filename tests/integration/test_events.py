@@ -58,3 +58,13 @@ def test_recorded_events_drive_every_handler(pipeline: Pipeline) -> None:
     bad = recorded["Records"][1]["messageId"]
     assert response == {"batchItemFailures": [{"itemIdentifier": bad}]}
     assert DynamoStore().receipts("acme", date(2026, 1, 15)) == {("usage_summary", 1)}
+
+
+def test_ledger_messages_that_always_fail_end_dead_lettered(pipeline: Pipeline) -> None:
+    """A batch whose every record fails (the handler raises) comes back like a partial
+    failure, five times, then is dead-lettered; the meter run it follows is unaffected."""
+    for body in ('{"subscription_id": "a/b"}', "not json"):
+        pipeline.sqs.send_message(QueueUrl=pipeline.ledger_url, MessageBody=body)
+    pipeline.confirm()
+    assert sorted(pipeline.ledger_dead) == sorted(['{"subscription_id": "a/b"}', "not json"])
+    assert pipeline.receive(pipeline.ledger_url) == []

@@ -66,6 +66,13 @@ def usage_message(params: dict[str, Any]) -> bool:
     return bool(params["MessageAttributes"]["event_type"]["StringValue"] != "ingest_failed")
 
 
+def sns_failing(faults: Faults, where: Any) -> Any:
+    """SNS answering the matching publish with server errors past botocore's retries."""
+    return faults.add(
+        "throttle", "sns", "Publish", attempts=40, code="InternalError", status=500, where=where
+    )
+
+
 @pytest.fixture
 def clean(pipeline: Pipeline, tmp_path: Path) -> Outcome:
     return clean_reference(pipeline, tmp_path)
@@ -156,15 +163,7 @@ def test_throttling_beyond_every_retry_fails_the_invocation_and_the_retry_comple
             status=503,
             where=lambda params, prefix=prefix: params["Key"].startswith(prefix),
         )
-    refused = faults.add(
-        "throttle",
-        "sns",
-        "Publish",
-        attempts=40,
-        code="InternalError",
-        status=500,
-        where=lambda params: not usage_message(params),
-    )  # the unreadable file's ingest_failed
+    refused = sns_failing(faults, lambda params: not usage_message(params))  # ingest_failed
     driver = Driver(pipeline)
     play(driver, tmp_path, TENANT)
     assert [rule.hit for rule in [*rules, refused]] == [8] + [1] * len(plan)
@@ -223,10 +222,10 @@ def test_killed_mid_file_and_redelivered(
 def test_sns_publish_failing_then_succeeding(
     pipeline: Pipeline, tmp_path: Path, clean: Outcome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every distinct message (usage_summary, threshold_alert, correction,
-    interval_closed, ingest_failed) fails to publish on its first attempt, past botocore's
-    retries: the run raises (or the ingest record fails), the next attempt publishes it,
-    once."""
+    """SNS refuses every distinct message (usage_summary, threshold_alert, correction,
+    interval_closed, ingest_failed) on its first attempt, throttled past botocore's
+    retries: the run raises (or the ingest record fails) with the message recorded as not
+    sent, the next attempt publishes it at once, once."""
     faults = Faults(monkeypatch)
 
     def identity(params: dict[str, Any]) -> str:
@@ -240,8 +239,7 @@ def test_sns_publish_failing_then_succeeding(
         "Publish",
         times=10**6,
         attempts=40,
-        code="InternalError",
-        status=500,
+        code="Throttling",
         where=FirstTime(identity),
     )
     driver = Driver(pipeline)
@@ -360,21 +358,27 @@ def test_a_message_is_not_published_twice_when_its_record_is_not_written(
     assert_same_as_clean(outcome(pipeline, TENANT, faults), clean, tmp_path)
 
 
-def test_a_message_lost_before_the_topic_saw_it_is_published_once_later(
+@pytest.mark.parametrize("fault", ["killed before SNS saw it", "SNS failing with 500"])
+def test_a_message_that_may_not_have_gone_out_is_published_once_later(
     pipeline: Pipeline,
     tmp_path: Path,
     clean: Outcome,
     monkeypatch: pytest.MonkeyPatch,
+    fault: str,
 ) -> None:
     """The run dies right before SNS sees the day-1 usage summary (its pending record is
-    written). The retry at once finds no receipt and waits (raises: the message may still
+    written), or SNS answers it with server errors past botocore's retries (it may have
+    taken it). The retry at once finds no receipt and waits (raises: the message may still
     be on its way to the ledger); the retry after CONFIRM_AFTER (2 s here) takes it as not
     sent and publishes it, once."""
     import qlumeter.pipeline.usage as usage
 
     monkeypatch.setattr(usage, "CONFIRM_AFTER", timedelta(seconds=2))
     faults = Faults(monkeypatch)
-    rule = faults.add("kill", "sns", "Publish", where=usage_message)
+    if fault == "killed before SNS saw it":
+        rule = faults.add("kill", "sns", "Publish", where=usage_message)
+    else:
+        rule = sns_failing(faults, usage_message)
     driver = Driver(pipeline, retry_after=lambda attempt: time.sleep(2.2 if attempt else 0))
     play(driver, tmp_path, TENANT)
     assert rule.hit == 1 and driver.kills == 0 and driver.meter_failures == 2
@@ -416,3 +420,41 @@ def test_a_part_redelivered_after_its_counts_were_added(
     assert kill.hit == 1 and broken.hit == 1
     assert driver.dead == []
     assert_same_as_clean(outcome(pipeline, TENANT, faults), clean, tmp_path)
+
+
+def test_two_runs_at_once_publish_each_message_once(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A late-data run and the daily run of one tenant overlap: the first has read the
+    summary records when the second publishes day 0's summary from start to end. The
+    first's pending write finds the record changed and fails (Conflict) before anything
+    goes out; its retry publishes nothing new."""
+    from qlumeter.pipeline.ports import Conflict
+    from tests.reliability.harness import agents, day, published_for, subscription
+    from tests.support import write_file
+
+    assert pipeline.put_subscription(subscription(TENANT))["ok"]
+    path = write_file(tmp_path, "cloud_agent", day(0), agents(4), tenant=TENANT)
+    pipeline.upload_file(path.relative_to(tmp_path).as_posix(), path.read_bytes())
+    pipeline.deliver()
+    service = pipeline.meter_app.service
+    read = service.store.published
+    overlapped: list[Any] = []
+
+    def published(tenant: str, first: Any, last: Any) -> Any:
+        records = read(tenant, first, last)
+        if not overlapped:
+            overlapped.append("running")
+            overlapped.append(service.run(tenant, last).as_json())  # the other run
+        return records
+
+    monkeypatch.setattr(service.store, "published", published)
+    with pytest.raises(Conflict):
+        service.run(TENANT, day(0))
+    assert overlapped[1]["published"] == [["usage_summary", day(0).isoformat(), 1]]
+    (retry,) = pipeline.meter(subscription_id=TENANT, as_of=day(0).isoformat())["results"]
+    assert retry["published"] == []
+    messages = published_for(pipeline, TENANT)
+    assert [(m["event_type"], m["as_of"], m["revision"]) for m in messages] == [
+        ("usage_summary", day(0).isoformat(), 1)
+    ]

@@ -40,7 +40,7 @@ from tests.reliability.harness import (
 from tests.support import write_file
 
 LATE_DAYS = 2
-LAST_RUN = 4  # the schedule meters days 0..4
+LAST_RUN = 7  # the schedule meters days 0..7: checkpoints are taken from heads 5 times
 File = tuple[str, int, str, str, list[dict[str, Any]]]  # source, day, name, format, rows
 #: The files in upload order.
 FILES: list[File] = [
@@ -85,18 +85,22 @@ def upload(p: Pipeline, root: Path, tenant: str, files: list[File]) -> list[dict
 
 def play(p: Pipeline, tenant: str, messages: list[dict[str, Any]], plan: dict[str, Any]) -> None:
     """Deliver each message at its points (``at[i]``: before the run of that day, or after
-    the last run), honour the late-data requests, run the schedule for days 0..LAST_RUN,
-    then once more for the last day."""
+    the last run), honour the late-data requests (at once, before the next daily run, or
+    delayed past it), run the schedule for days 0..LAST_RUN, then once more for the last
+    day."""
     assert p.put_subscription(sub(tenant))["ok"]
     driver = Driver(p)
     for run in range(LAST_RUN + 2):
         for i in plan["order"]:
             for _ in range(plan["at"][i].count(run)):
                 driver.drain([messages[i]])
-                if plan["eager_late"]:
+                if plan["late"] == "at once":
                     driver.honour_late()
-        driver.honour_late()
+        if plan["late"] != "after the next run":
+            driver.honour_late()
         driver.meter(tenant, day(min(run, LAST_RUN)).isoformat())
+        if plan["late"] == "after the next run":
+            driver.honour_late()
     driver.honour_late()
     assert driver.failures == 0 and driver.dead == []
 
@@ -105,21 +109,23 @@ def play(p: Pipeline, tenant: str, messages: list[dict[str, Any]], plan: dict[st
 def plans(draw: st.DrawFn) -> dict[str, Any]:
     """Delivery points per message: the first no later than ``late_data_days`` runs after
     its day's run (later is ignored by design: ``late_file_ignored``), up to two more
-    anywhere; a random order within a point; late requests honoured at once or later."""
+    anywhere; a random order within a point; late requests honoured at once, before the
+    next daily run or after it."""
     at = []
     for _, on, *_ in FILES:
         first = draw(st.integers(0, min(on + LATE_DAYS, LAST_RUN + 1)), label="first")
         extra = draw(st.lists(st.integers(first, LAST_RUN + 1), max_size=2), label="again")
         at.append([first, *extra])
     order = draw(st.permutations(range(len(FILES))), label="order")
-    return {"at": at, "order": order, "eager_late": draw(st.booleans())}
+    late = draw(st.sampled_from(["at once", "before the next run", "after the next run"]))
+    return {"at": at, "order": order, "late": late}
 
 
 def in_order_plan(files: list[File]) -> dict[str, Any]:
     return {
         "at": [[on] for _, on, *_ in files],
         "order": list(range(len(files))),
-        "eager_late": True,
+        "late": "at once",
     }
 
 
@@ -199,15 +205,15 @@ def test_random_order_duplicates_and_late_arrivals_end_like_a_clean_run(
 def test_a_new_version_within_the_late_window_replaces_the_old_one(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    """Days 0-4 are delivered and metered in order, except day 3's agents file, which
+    """Days 0-7 are delivered and metered in order, except day 3's agents file, which
     arrives after the run of day 4 (its late run saves a checkpoint at day 2, with day 3's
     rows queued) and is then replaced (version 2: 4 rows instead of 9), both within
     late_data_days. Every day's numbers must be version 2's, as in a run that had version 2
     from the start."""
     expected = reference(pipeline, tmp_path, VERSIONED, "versions")
     plan = in_order_plan(VERSIONED)
-    plan["at"][6] = [LAST_RUN + 1]  # day 3's agents file, late: a checkpoint is saved
-    plan["at"][7] = [LAST_RUN + 1]  # then its version 2
+    plan["at"][6] = [3 + LATE_DAYS]  # day 3's agents file, late: a checkpoint is saved
+    plan["at"][7] = [3 + LATE_DAYS]  # then its version 2
     play(pipeline, "late-v2", upload(pipeline, tmp_path, "late-v2", VERSIONED), plan)
     check(pipeline, "late-v2", expected)
 
@@ -215,7 +221,7 @@ def test_a_new_version_within_the_late_window_replaces_the_old_one(
 def test_a_file_older_than_the_late_window_is_reported_not_replayed(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    """Days 0-4 are metered in order (late_data_days = 2): the checkpoint stands at day 2.
+    """Days 0-7 are metered in order (late_data_days = 2): the checkpoint stands at day 5.
     Day 0's scanner file then arrives: it is older than the late window, so it is kept,
     reported (late_file_ignored) and changes nothing already published."""
     from qlumeter.pipeline.dynamo import DynamoStore

@@ -8,6 +8,7 @@ handlers are parsed with ``ast`` (importing them would run their cold-start code
 from __future__ import annotations
 
 import ast
+import fnmatch
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from pydantic import BaseModel
 from pynamodb.attributes import TTLAttribute
 
 from qlumeter.pipeline import settings as settings_module
-from qlumeter.pipeline.dynamo import TABLES
+from qlumeter.pipeline.dynamo import RECEIPTS, TABLES
 from qlumeter.pipeline.ingest import INVENTORY_PREFIX, QUARANTINE_PREFIX, REJECTS_PREFIX
 from qlumeter.pipeline.settings import TableSettings
 from qlumeter.pipeline.stack import load_template
@@ -615,18 +616,26 @@ def test_only_the_topic_may_send_to_the_ledger_queue(template: dict[str, Any]) -
     key_policy = resources(template)["DataKey"]["Properties"]["KeyPolicy"]["Statement"]
     (sns,) = [s for s in key_policy if s.get("Principal") == {"Service": "sns.amazonaws.com"}]
     assert sorted(as_list(sns["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    topic = resources(template)["EventsTopic"]["Properties"]["TopicName"]["Fn::Sub"]
+    source = sns["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
+    assert source.endswith(f":{topic}")  # the stack's topic, by name
+    assert sns["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
     assert ref_target(resources(template)["LedgerQueue"]["Properties"]["KmsMasterKeyId"]) == (
         "DataKey"
     )
 
 
-def test_ledger_may_only_write_the_usage_table(template: dict[str, Any]) -> None:
-    policies = functions(template)["LedgerFunction"]["Properties"]["Policies"]
-    *templates, inline = policies
-    assert templates == [{"DynamoDBWritePolicy": {"TableName": {"Ref": "UsageTable"}}}]
-    (statement,) = inline["Statement"]
-    assert statement["Action"] == ["kms:Decrypt"]
-    assert ref_target(statement["Resource"]) == "DataKey"
+def test_ledger_may_only_put_receipts(template: dict[str, Any]) -> None:
+    """PutItem on the usage table, of items whose key is a receipt's (``<tenant>#SENT``,
+    as ``DynamoStore.put_receipt`` writes them), and decrypt with the stack's key."""
+    (policy,) = functions(template)["LedgerFunction"]["Properties"]["Policies"]
+    receipts, key = policy["Statement"]
+    assert receipts["Action"] == "dynamodb:PutItem"
+    assert ref_target(receipts["Resource"]) == "UsageTable"
+    condition = receipts["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    assert condition == ["*#SENT"]
+    assert fnmatch.fnmatchcase(f"acme#{RECEIPTS}", condition[0])
+    assert key["Action"] == ["kms:Decrypt"] and ref_target(key["Resource"]) == "DataKey"
 
 
 def test_outputs_name_what_an_operator_needs(template: dict[str, Any]) -> None:

@@ -67,9 +67,9 @@ class SqsParts:
 
 class SnsPublisher:
     """``Publisher`` on an injected boto3 SNS client: the message attributes
-    ``subscription_id`` and ``event_type`` let consumers filter. An error response (after
-    botocore's retries) is a refusal; a timeout or a dropped connection is not (SNS may
-    have taken the message) and propagates as it is."""
+    ``subscription_id`` and ``event_type`` let consumers filter. A client error (4xx, after
+    botocore's retries: throttled, invalid) is a refusal; a server error, a timeout or a
+    dropped connection is not (SNS may have taken the message) and propagates as it is."""
 
     def __init__(self, client: Any, topic_arn: str) -> None:
         self.client, self.topic_arn = client, topic_arn
@@ -85,7 +85,9 @@ class SnsPublisher:
                 },
             )
         except ClientError as exc:
-            raise PublishRejected(str(exc)) from exc
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) < 500:
+                raise PublishRejected(str(exc)) from exc
+            raise
 
 
 class LambdaTrigger:

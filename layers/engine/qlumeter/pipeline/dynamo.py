@@ -36,12 +36,18 @@ from ..codec import decode, encode
 from ..config import Subscription, parse_subscription
 from ..observation import Observation
 from ..paths import FileRef, parse_key
-from .ports import Manifest, Pending, Published, TenantState
+from .ports import Conflict, Manifest, Pending, Published, TenantState
 
 SHARDS = 8  # observation partitions per tenant and day: no single hot key
+RECEIPTS = "SENT"  # the ledger's receipts: pk <tenant>#SENT (the template lets it write only those)
 BATCH = 25  # DynamoDB's batch write limit
 ROW_RETENTION_DAYS = 120  # rows outlive the late-data window and the 90-day windows
 PACK_BYTES = 900  # packed rows per item: with its keys, an item stays under 1 KB
+
+
+def _pending_text(pending: Pending) -> str:
+    since = pending.since.isoformat() if pending.since else None
+    return json.dumps(asdict(pending) | {"since": since}, sort_keys=True)
 
 
 def _pending(text: str | None) -> Pending | None:
@@ -342,7 +348,9 @@ class DynamoStore:
     def manifests(self, tenant: str, first: date, last: date) -> list[Manifest]:
         if last < first:
             return []
-        items = FileItem.query(tenant, FileItem.file.between(f"{first}", f"{last}#~"))
+        items = FileItem.query(
+            tenant, FileItem.file.between(f"{first}", f"{last}#~"), consistent_read=True
+        )
         return [self._manifest(item) for item in items]
 
     def rows(self, tenant: str, day: date, versions: dict[str, str]) -> Iterator[Observation]:
@@ -392,8 +400,8 @@ class DynamoStore:
         data = json.loads(item.state or "{}")
         for name in ("checkpoint_day", "newest_metered", "head_day"):
             data[name] = _day(data[name]) if data.get(name) else None
-        for name in ("checkpoint_at", "head_at"):
-            data[name] = datetime.fromisoformat(data[name]) if data.get(name) else None
+        at = data.get("checkpoint_at")
+        data["checkpoint_at"] = datetime.fromisoformat(at) if at else None
         return TenantState(tenant, **data)
 
     def put_state(self, state: TenantState) -> None:
@@ -418,27 +426,39 @@ class DynamoStore:
             )
         }
 
-    def put_published(self, tenant: str, record: Published) -> None:
-        pending = None
-        if record.pending:
-            since = record.pending.since
-            data = asdict(record.pending) | {"since": since.isoformat() if since else None}
-            pending = json.dumps(data)
-        UsageItem(
+    def put_published(self, tenant: str, record: Published, expected: Published | None) -> None:
+        if expected is None:
+            condition = UsageItem.pk.does_not_exist()
+        else:
+            condition = (UsageItem.revision == expected.revision) & (
+                UsageItem.events == json.dumps(expected.events)
+            )
+            if expected.pending:
+                condition &= UsageItem.pending == _pending_text(expected.pending)
+            else:
+                condition &= UsageItem.pending.does_not_exist()
+        item = UsageItem(
             f"{tenant}#SUMMARY",
             record.as_of.isoformat(),
             revision=record.revision,
             digest=record.digest,
             events=json.dumps(record.events),
-            pending=pending,
-        ).save()
+            pending=_pending_text(record.pending) if record.pending else None,
+        )
+        try:
+            item.save(condition=condition)
+        except PutError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            raise Conflict(f"{tenant} {record.as_of}: the summary record changed") from None
 
     def put_receipt(self, tenant: str, as_of: date, event: str, revision: int) -> None:
-        UsageItem(f"{tenant}#SENT", f"{as_of}#{event}#{revision}").save()
+        UsageItem(f"{tenant}#{RECEIPTS}", f"{as_of}#{event}#{revision}").save()
 
     def receipts(self, tenant: str, as_of: date) -> set[tuple[str, int]]:
         found = set()
-        for item in UsageItem.query(f"{tenant}#SENT", UsageItem.sk.startswith(f"{as_of}#")):
+        query = UsageItem.query(f"{tenant}#{RECEIPTS}", UsageItem.sk.startswith(f"{as_of}#"))
+        for item in query:
             _, event, revision = item.sk.split("#")
             found.add((event, int(revision)))
         return found

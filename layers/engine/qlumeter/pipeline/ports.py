@@ -55,11 +55,14 @@ class TenantState:
     checkpoint_at: datetime | None = None
     newest_metered: date | None = None
     thresholds: list[str] = field(default_factory=list)  # alert levels in force
-    head_day: date | None = None  # the last run's meter state covers days up to here
-    head_key: str | None = None
-    head_at: datetime | None = None
-    heads: dict[str, str] = field(default_factory=dict)  # day -> when its head was saved
+    head_day: date | None = None  # the newest head: the meter state of the newest day run
+    # day -> [when its head was saved, the checkpoint day the run started from ("": none)]
+    heads: dict[str, list[str]] = field(default_factory=dict)
     plan_levels: dict[str, str] = field(default_factory=dict)  # plan_cap levels in force
+
+
+class Conflict(RuntimeError):
+    """A record changed since it was read: another run is at work on it."""
 
 
 class PublishRejected(RuntimeError):
@@ -116,7 +119,10 @@ class Store(Protocol):
     def get_state(self, tenant: str) -> TenantState: ...
     def put_state(self, state: TenantState) -> None: ...
     def published(self, tenant: str, first: date, last: date) -> dict[date, Published]: ...
-    def put_published(self, tenant: str, record: Published) -> None: ...
+    def put_published(self, tenant: str, record: Published, expected: Published | None) -> None:
+        """Write ``record`` if the stored one is still ``expected`` (None: there is none);
+        otherwise raise ``Conflict``."""
+
     def put_receipt(self, tenant: str, as_of: date, event: str, revision: int) -> None: ...
     def receipts(self, tenant: str, as_of: date) -> set[tuple[str, int]]: ...
 

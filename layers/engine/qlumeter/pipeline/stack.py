@@ -16,6 +16,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -164,6 +165,8 @@ class Stack(Consumer):
         self.consumer_url = self.subscribe_queue("qlumeter-local-consumer")
         self.ingest = self._function("IngestFunction")
         self.meter_app = self._function("MeterFunction")
+        # in one process a manifest is read the moment it is written, on one clock
+        self.meter_app.service.margin = timedelta(0)
         self.admin = self._function("AdminFunction")
         self.ledger = self._function("LedgerFunction")
         self.ledger_url = self.physical[self._one("AWS::SQS::Queue", "LedgerQueue")]
@@ -351,15 +354,19 @@ class Stack(Consumer):
 
     def confirm(self) -> None:
         """Hand the ledger queue's messages to the ledger handler, ten per invocation; a
-        failed record is queued again, as after its visibility timeout, five times at most
-        (then it is kept in ``ledger_dead``, as the redrive policy would)."""
+        failed record (every record of an invocation that raised) is queued again, as after
+        its visibility timeout, five times at most (then it is kept in ``ledger_dead``, as
+        the redrive policy would)."""
         tries: Counter[str] = Counter()
         while messages := self.receive(self.ledger_url):
             for start in range(0, len(messages), 10):
                 batch = messages[start : start + 10]
                 event = sqs_event(batch, self.arn_of(self.ledger_url))
-                response = self.ledger.handler(event, Context("ledger"))
-                failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+                try:
+                    response = self.ledger.handler(event, Context("ledger"))
+                    failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+                except Exception:  # every record failed (Powertools raises): all come back
+                    failed = {m["MessageId"] for m in batch}
                 for m in batch:
                     if m["MessageId"] not in failed:
                         continue

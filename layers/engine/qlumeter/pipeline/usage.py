@@ -21,9 +21,21 @@ from ..metering import Daily, Meter, effective_as_of, first_needed_day, metering
 from ..observation import Observation
 from ..summary import build_summary
 from ..windows import interval_of
-from .ports import Objects, Pending, Published, Publisher, PublishRejected, Store, TenantState
+from .ports import (
+    Manifest,
+    Objects,
+    Pending,
+    Published,
+    Publisher,
+    PublishRejected,
+    Store,
+    TenantState,
+)
 
 CHECKPOINT_PREFIX = "checkpoints/"
+#: How much earlier than a head was saved a file's arrival still makes the head suspect: a
+#: manifest written just before a run can be read only after it (clocks and visibility).
+STALE_MARGIN = timedelta(minutes=1)
 #: How long a message handed to the topic may wait for the ledger's receipt before it is
 #: taken as not sent and published again (the ledger's queue delivers within seconds).
 CONFIRM_AFTER = timedelta(minutes=2)
@@ -75,63 +87,63 @@ class MeterService:
         publisher: Publisher,
         state_bucket: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        margin: timedelta = STALE_MARGIN,
     ) -> None:
         self.store, self.objects, self.publisher = store, objects, publisher
-        self.state_bucket, self.clock = state_bucket, clock
+        self.state_bucket, self.clock, self.margin = state_bucket, clock, margin
+
+    def _holds(self, sub: Subscription, state: TenantState, day: date) -> bool:
+        """Whether the head saved for ``day`` has every file it should: none for a day after
+        the checkpoint it was computed on, up to ``day``, arrived after it was saved (files
+        the checkpoint reports as too late aside). Arrivals are compared ``margin`` early: a
+        manifest can be read a little after the time it carries."""
+        entry = state.heads.get(day.isoformat())
+        if entry is None:
+            return False
+        saved, base = datetime.fromisoformat(entry[0]) - self.margin, entry[1]
+        first = date.fromisoformat(base) + timedelta(days=1) if base else sub.start_date
+        return not any(
+            m.ingested_at > saved and not _too_late(state, m)
+            for m in self.store.manifests(state.tenant, first, day)
+        )
 
     def _promote(
         self, sub: Subscription, state: TenantState, keep_until: date, now: datetime
     ) -> None:
         """Move the checkpoint to ``keep_until`` without a replay when the head saved for
-        that day still holds: no file for a day after the checkpoint, up to that day,
-        arrived after the head was taken (otherwise the run replays from the checkpoint)."""
-        taken = state.heads.get(keep_until.isoformat())
-        if taken is None or (state.checkpoint_day and state.checkpoint_day >= keep_until):
+        that day holds (otherwise the run replays from the checkpoint and saves one)."""
+        if state.checkpoint_day and state.checkpoint_day >= keep_until:
             return
-        first = state.checkpoint_day + timedelta(days=1) if state.checkpoint_day else sub.start_date
-        at = datetime.fromisoformat(taken)
-        if any(m.ingested_at > at for m in self.store.manifests(state.tenant, first, keep_until)):
-            return
-        state.checkpoint_day, state.checkpoint_at = keep_until, now
-        state.checkpoint_key = _head_key(state.tenant, keep_until)
+        if self._holds(sub, state, keep_until):
+            state.checkpoint_day, state.checkpoint_at = keep_until, now
+            state.checkpoint_key = _head_key(state.tenant, keep_until)
 
     def _restore(
         self, sub: Subscription, state: TenantState, as_of: date
     ) -> tuple[Meter, date | None]:
         """The newest usable meter state and the day it covers.
 
-        The head (the last run's state) serves when no file for a day it covers arrived
-        since and the checkpoint stands at ``as_of - late_data_days``; otherwise the
-        checkpoint, from which late files are replayed on their own days; with neither,
-        the start."""
+        The newest head serves when it holds and the checkpoint stands at ``as_of -
+        late_data_days``; otherwise the checkpoint, from which late files are replayed on
+        their own days; with neither, the start."""
         candidates: list[tuple[str, date]] = []
         keep_until = as_of - timedelta(days=sub.late_data_days)
         due = keep_until >= sub.start_date and (
             state.checkpoint_day is None or state.checkpoint_day < keep_until
         )  # the checkpoint must move: replay from it, not from the head
-        fresh = (
-            state.head_key
-            and state.head_day
-            and (state.checkpoint_day or state.head_day) <= state.head_day <= as_of
-            and not due
-        )
-        if fresh and state.head_key and state.head_day and not self._late(sub, state):
-            candidates.append((state.head_key, state.head_day))
+        head = state.head_day
+        usable = head and not due and (state.checkpoint_day or head) <= head <= as_of
+        if head and usable and self._holds(sub, state, head):
+            candidates.append((_head_key(state.tenant, head), head))
         if state.checkpoint_key and state.checkpoint_day:
             candidates.append((state.checkpoint_key, state.checkpoint_day))
         for key, day in candidates:
             try:
                 return Meter.loads(self.objects.get(self.state_bucket, key), sub), day
-            except ValueError:
-                break  # the counting terms changed: recompute from the start
+            except ValueError:  # the counting terms changed: every saved state is void
+                state.heads.clear()
+                break
         return Meter(sub), None
-
-    def _late(self, sub: Subscription, state: TenantState) -> bool:
-        """Did a file for a day the head covers arrive after the head was taken?"""
-        assert state.head_day is not None and state.head_at is not None
-        first = state.checkpoint_day + timedelta(days=1) if state.checkpoint_day else sub.start_date
-        manifests = self.store.manifests(sub.subscription_id, first, state.head_day)
-        return any(m.ingested_at > state.head_at for m in manifests)
 
     def run(self, tenant: str, as_of: date) -> RunResult:
         sub = self.store.get_subscription(tenant)
@@ -144,6 +156,7 @@ class MeterService:
         keep_until = as_of - timedelta(days=sub.late_data_days)
         self._promote(sub, state, keep_until, started)
         meter, restored = self._restore(sub, state, as_of)
+        base = state.checkpoint_day if restored else None  # what the days before first_new hold
         first_new = restored + timedelta(days=1) if restored else sub.start_date
         result = RunResult(tenant, "metered", as_of)
         manifests = [m for m in self.store.manifests(tenant, first_new, as_of) if m.status == "ok"]
@@ -167,10 +180,10 @@ class MeterService:
         # and the head of a day becomes the checkpoint late_data_days later (_promote)
         self.objects.put(self.state_bucket, _head_key(tenant, as_of), meter.dumps())
         if state.head_day is None or as_of >= state.head_day:  # a rerun of a past day keeps it
-            state.head_key, state.head_day, state.head_at = _head_key(tenant, as_of), as_of, started
-        state.heads[as_of.isoformat()] = started.isoformat()
+            state.head_day = as_of
+        state.heads[as_of.isoformat()] = [started.isoformat(), base.isoformat() if base else ""]
         if state.checkpoint_day:
-            state.heads = {d: at for d, at in state.heads.items() if d > f"{state.checkpoint_day}"}
+            state.heads = {d: h for d, h in state.heads.items() if d > f"{state.checkpoint_day}"}
         self.store.put_daily(tenant, new)
         result.days_replayed = len({d for days in new.values() for d in days})
         result.checkpoint_day = state.checkpoint_day
@@ -262,57 +275,72 @@ class MeterService:
                 result.qlus = {p["product"]: p["qlus"] for p in summary["products"]}
             revision = 1 if last is None else last.revision + (last.digest != numbers)
             record = Published(day, revision, numbers, sorted(_events(published, day)))
+            held = last  # the record as stored
             for event in events:
                 if event in record.events and event not in ("correction", "usage_summary"):
                     continue  # once per day: a rerun after a failure does not repeat it
                 summary.update(event_type=event, revision=revision)
-                record = self._send(tenant, record, event, dict(summary), result)
+                record = held = self._send(tenant, record, held, event, dict(summary), result)
 
     def _send(
         self,
         tenant: str,
         record: Published,
+        stored: Published | None,
         event: str,
         message: dict[str, Any],
         result: RunResult,
     ) -> Published:
         """Publish one message once: recorded as pending before the topic sees it and as
         sent after; a refusal is recorded as not sent (the retry sends it at once). A run
-        that dies in between leaves it pending for ``_settle``."""
-        pending = Pending(event, record.revision, message, self.clock())
-        self.store.put_published(tenant, replace(record, pending=pending))
+        that dies in between leaves it pending for ``_settle``. Each write expects the
+        record as this run last read or wrote it: a concurrent run makes it fail
+        (``Conflict``) before anything is published twice."""
+        pending = replace(record, pending=Pending(event, record.revision, message, self.clock()))
+        self.store.put_published(tenant, pending, stored)
         try:
             self.publisher.publish(message, event, tenant)
         except PublishRejected:
-            self.store.put_published(tenant, replace(record, pending=replace(pending, since=None)))
+            assert pending.pending is not None
+            refused = replace(pending, pending=replace(pending.pending, since=None))
+            self.store.put_published(tenant, refused, pending)
             raise
         sent = replace(record, events=sorted({*record.events, event}), pending=None)
-        self.store.put_published(tenant, sent)
+        self.store.put_published(tenant, sent, pending)
         result.published.append((event, record.as_of.isoformat(), record.revision))
         return sent
 
     def _settle(self, tenant: str, record: Published, result: RunResult) -> Published:
-        """The message a failed run left pending: sent if the ledger received it; sent
-        again if the topic refused it or no receipt came ``CONFIRM_AFTER`` after it was
-        handed over; otherwise the run waits (raises) for the receipt."""
+        """The message a failed run left pending: sent if the ledger received it; else sent
+        again if the topic refused it or ``CONFIRM_AFTER`` has passed since it was handed
+        over; otherwise the run waits (raises) for the receipt."""
         pending = record.pending
         assert pending is not None
         base = replace(record, pending=None)
-        if pending.since is not None:
-            if (pending.event, pending.revision) in self.store.receipts(tenant, record.as_of):
-                sent = replace(base, events=sorted({*record.events, pending.event}))
-                self.store.put_published(tenant, sent)
-                return sent
-            if self.clock() - pending.since < CONFIRM_AFTER:
-                raise AwaitingReceipt(
-                    f"{pending.event} of {record.as_of} (revision {pending.revision}) was "
-                    f"handed to the topic at {pending.since.isoformat()} and has no receipt yet"
-                )
-        return self._send(tenant, base, pending.event, pending.message, result)
+        if (pending.event, pending.revision) in self.store.receipts(tenant, record.as_of):
+            sent = replace(base, events=sorted({*record.events, pending.event}))
+            self.store.put_published(tenant, sent, record)
+            return sent
+        if pending.since is not None and self.clock() - pending.since < CONFIRM_AFTER:
+            raise AwaitingReceipt(
+                f"{pending.event} of {record.as_of} (revision {pending.revision}) was "
+                f"handed to the topic at {pending.since.isoformat()} and has no receipt yet"
+            )
+        return self._send(tenant, base, record, pending.event, pending.message, result)
 
 
 def _head_key(tenant: str, day: date) -> str:
     return f"{CHECKPOINT_PREFIX}{tenant}/head-{day}.pickle"
+
+
+def _too_late(state: TenantState, manifest: Manifest) -> bool:
+    """A file for a day the checkpoint holds that arrived after it: reported, not applied."""
+    return bool(
+        state.checkpoint_day
+        and state.checkpoint_at
+        and manifest.ref.day <= state.checkpoint_day
+        and manifest.ingested_at > state.checkpoint_at
+    )
 
 
 def _levels(alerts: list[dict[str, Any]]) -> tuple[list[str], dict[str, str]]:

@@ -1,0 +1,143 @@
+"""Late files within ``late_data_days`` against the checkpoint that moves every day: whatever
+order the daily runs, the late-data runs (on time, delayed past the next daily run) and
+reruns of past days come in, every day's last published summary and every stored daily
+value equal the engine CLI's numbers on the same folder, and nothing is left pending.
+
+The checkpoint is taken from the head saved ``late_data_days`` earlier when that head has
+every file it should, so these plays make heads go stale in each way a late file can:
+after the heads of later days were saved, before a rerun of its own day, behind the newest
+head.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qlumeter.config import parse_subscription
+from qlumeter.local import meter_folder
+from qlumeter.pipeline.dynamo import DynamoStore, FileItem
+from tests.integration.conftest import Pipeline
+from tests.reliability.harness import (
+    agents,
+    day,
+    engine_numbers,
+    latest_by_day,
+    numbers,
+    published_for,
+    snapshot,
+    subscription,
+    vms,
+)
+from tests.support import write_file
+
+IP_ONLY = [
+    {"asset_type": "host", "ip": f"10.0.0.{i}", "modules": "vmdr", "vuln_count": 0}
+    for i in range(1, 9)
+]
+#: Each play: late_data_days, then steps: ("run", n) meters day n (a daily run, a
+#: late-data run naming the newest day, or a rerun of a past day), ("file", source, n,
+#: rows) drops a file for day n.
+PLAYS: dict[str, tuple[int, list[tuple[Any, ...]]]] = {
+    "late runs, then checkpoints taken past them": (
+        3,
+        [
+            *[("run", n) for n in range(7)],
+            ("file", "cspm", 4, vms(9)),
+            ("run", 6),  # the late-data run
+            ("run", 7),
+            ("run", 8),
+            ("file", "cspm", 8, vms(2)),
+            ("run", 8),
+            *[("run", n) for n in (9, 10, 11)],
+        ],
+    ),
+    "a late-data run delayed past the next daily run": (
+        2,
+        [
+            *[("run", n) for n in range(8)],
+            ("file", "scanner", 6, IP_ONLY),  # arrived during the run of day 7
+            ("run", 6),  # its late-data run, after it
+            *[("run", n) for n in (8, 9, 10, 11)],
+        ],
+    ),
+    "a rerun of a past day": (
+        3,
+        [
+            *[("run", n) for n in range(7)],
+            ("file", "scanner", 4, IP_ONLY),
+            ("run", 4),  # an operator reruns day 4
+            *[("run", n) for n in range(7, 12)],
+        ],
+    ),
+}
+
+
+def drop(p: Pipeline, root: Path, tenant: str, source: str, n: int, rows: Any) -> None:
+    fmt = "json" if source == "cspm" else "csv"
+    path = write_file(root, source, day(n), rows, fmt=fmt, tenant=tenant)
+    p.upload_file(path.relative_to(root).as_posix(), path.read_bytes())
+    assert p.deliver()["batchItemFailures"] == []
+
+
+@pytest.mark.budget(120)
+@pytest.mark.parametrize("name", list(PLAYS))
+def test_late_files_within_the_window_count_whatever_the_run_order(
+    pipeline: Pipeline, tmp_path: Path, name: str
+) -> None:
+    late_days, steps = PLAYS[name]
+    tenant = "late"
+    assert pipeline.put_subscription(dict(subscription(tenant), late_data_days=late_days))["ok"]
+    for n in range(12):
+        drop(pipeline, tmp_path, tenant, "cloud_agent", n, agents(3 + n % 4))
+    for n in range(4):
+        drop(pipeline, tmp_path, tenant, "cspm", n, vms(2))
+    for step in steps:
+        if step[0] == "run":
+            pipeline.meter(subscription_id=tenant, as_of=day(step[1]).isoformat())
+        else:
+            drop(pipeline, tmp_path, tenant, *step[1:])
+    latest = latest_by_day(published_for(pipeline, tenant))
+    assert sorted(latest) == [day(n).isoformat() for n in range(12)]
+    truth = {as_of: engine_numbers(tmp_path, tenant, as_of) for as_of in latest}
+    assert {as_of: numbers(m) for as_of, m in latest.items()} == truth
+    codes = list(subscription(tenant)["products"])
+    stored = DynamoStore().daily(tenant, codes, day(0), day(11))
+    document, _, _ = meter_folder(parse_subscription(subscription(tenant)), tmp_path, day(11))
+    assert {
+        code: {d.isoformat(): Fraction(v.value) for d, v in values.items()}
+        for code, values in stored.items()
+    } == {
+        code: {row["day"]: Fraction(row["value"]) for row in document["daily"][code]}
+        for code in codes
+    }
+    assert snapshot(pipeline, tenant)["pending"] == []
+
+
+def test_a_manifest_read_after_the_time_it_carries_is_not_missed(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """A file for day 4 whose manifest became readable only after the run of day 5 had
+    read the manifests, though it carries an earlier time (clocks, visibility): within the
+    margin, the head of day 5 is not trusted, the next run replays from the checkpoint and
+    counts the file."""
+    tenant = "seen-late"
+    service = pipeline.meter_app.service
+    service.margin = timedelta(minutes=1)
+    assert pipeline.put_subscription(subscription(tenant))["ok"]
+    for n in range(7):
+        drop(pipeline, tmp_path, tenant, "cloud_agent", n, agents(3))
+    for n in range(6):
+        pipeline.meter(subscription_id=tenant, as_of=day(n).isoformat())
+    saved = datetime.fromisoformat(DynamoStore().get_state(tenant).heads[day(5).isoformat()][0])
+    drop(pipeline, tmp_path, tenant, "scanner", 4, IP_ONLY)
+    (item,) = [i for i in FileItem.query(tenant) if "#scanner#" in i.file]
+    item.update(actions=[FileItem.ingested_at.set(saved - timedelta(seconds=30))])
+    (result,) = pipeline.meter(subscription_id=tenant, as_of=day(6).isoformat())["results"]
+    assert result["days_replayed"] == 1 + subscription(tenant)["late_data_days"]
+    (summary,) = [m for m in published_for(pipeline, tenant) if m["as_of"] == day(6).isoformat()]
+    assert numbers(summary) == engine_numbers(tmp_path, tenant, day(6).isoformat())
