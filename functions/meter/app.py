@@ -53,12 +53,14 @@ class MeterRequest(BaseModel):
 @event_parser(model=MeterRequest)
 def handler(event: MeterRequest, context: LambdaContext) -> dict[str, Any]:
     as_of = event.day()
+    remaining = timedelta(milliseconds=context.get_remaining_time_in_millis())
+    deadline = datetime.now(UTC) + remaining  # a tenant's lease ends with the invocation
     tenants = [event.subscription_id] if event.subscription_id else store.subscription_ids()
     results, failed = [], []
     for tenant in tenants:
         logger.append_keys(subscription_id=tenant)
         try:
-            result = service.run(tenant, as_of)
+            result = service.run(tenant, as_of, deadline)
         except Exception:
             logger.exception("metering failed")
             failed.append(tenant)

@@ -11,6 +11,7 @@ head.
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -141,3 +142,46 @@ def test_a_manifest_read_after_the_time_it_carries_is_not_missed(
     assert result["days_replayed"] == 1 + subscription(tenant)["late_data_days"]
     (summary,) = [m for m in published_for(pipeline, tenant) if m["as_of"] == day(6).isoformat()]
     assert numbers(summary) == engine_numbers(tmp_path, tenant, day(6).isoformat())
+
+
+def test_a_file_that_misses_the_checkpoint_it_predates_is_reported_not_lost(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """The run of day 6 replays (a late file for day 4) and takes the checkpoint at day 4.
+    While it runs, a file for day 4 arrives whose manifest carries a time just before the
+    run started but is written after the run read the manifests: the checkpoint does not
+    have it. Within the margin, the file counts as too late: the next run reports it
+    (``late_file_ignored``) and applies nothing of it."""
+    tenant = "missed"
+    service = pipeline.meter_app.service
+    service.margin = timedelta(minutes=1)
+    assert pipeline.put_subscription(dict(subscription(tenant), late_data_days=2))["ok"]
+    for n in range(8):
+        drop(pipeline, tmp_path, tenant, "cloud_agent", n, agents(3))
+    for n in range(6):
+        pipeline.meter(subscription_id=tenant, as_of=day(n).isoformat())
+    drop(pipeline, tmp_path, tenant, "scanner", 4, IP_ONLY)
+    engine_root = tmp_path / "without"
+    shutil.copytree(tmp_path / "inventory", engine_root / "inventory")
+    read_rows = service.store.rows
+    arrived: list[str] = []
+
+    def rows(*args: Any) -> Any:
+        if not arrived:  # the manifests are read: the file lands now
+            arrived.append("cspm")
+            drop(pipeline, tmp_path, tenant, "cspm", 4, vms(5))
+        return read_rows(*args)
+
+    service.store.rows = rows
+    (result,) = pipeline.meter(subscription_id=tenant, as_of=day(6).isoformat())["results"]
+    service.store.rows = read_rows
+    assert result["checkpoint_day"] == day(4).isoformat()
+    state = DynamoStore().get_state(tenant)
+    started = datetime.fromisoformat(state.heads[day(6).isoformat()][0])
+    (item,) = [i for i in FileItem.query(tenant) if "#cspm#" in i.file]
+    item.update(actions=[FileItem.ingested_at.set(started - timedelta(seconds=1))])
+    pipeline.meter(subscription_id=tenant, as_of=day(7).isoformat())
+    (summary,) = [m for m in published_for(pipeline, tenant) if m["as_of"] == day(7).isoformat()]
+    ignored = [a["path"] for a in summary["alerts"] if a["type"] == "late_file_ignored"]
+    assert [path.split("/", 1)[1] for path in ignored] == [item.key.split("/", 1)[1]]
+    assert numbers(summary) == engine_numbers(engine_root, tenant, day(7).isoformat())

@@ -422,13 +422,13 @@ def test_a_part_redelivered_after_its_counts_were_added(
     assert_same_as_clean(outcome(pipeline, TENANT, faults), clean, tmp_path)
 
 
-def test_two_runs_at_once_publish_each_message_once(
+def test_two_runs_of_a_tenant_never_overlap(
     pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A late-data run and the daily run of one tenant overlap: the first has read the
-    summary records when the second publishes day 0's summary from start to end. The
-    first's pending write finds the record changed and fails (Conflict) before anything
-    goes out; its retry publishes nothing new."""
+    """A late-data run starts while the daily run of the tenant is under way (it has read
+    the manifests and the summary records): the tenant is leased, so the second run fails
+    at once (Conflict) and changes nothing; the first publishes day 0's summary once, and
+    the second's retry publishes nothing new."""
     from qlumeter.pipeline.ports import Conflict
     from tests.reliability.harness import agents, day, published_for, subscription
     from tests.support import write_file
@@ -439,22 +439,68 @@ def test_two_runs_at_once_publish_each_message_once(
     pipeline.deliver()
     service = pipeline.meter_app.service
     read = service.store.published
-    overlapped: list[Any] = []
+    second: list[Exception] = []
 
     def published(tenant: str, first: Any, last: Any) -> Any:
         records = read(tenant, first, last)
-        if not overlapped:
-            overlapped.append("running")
-            overlapped.append(service.run(tenant, last).as_json())  # the other run
+        if not second:
+            with pytest.raises(Conflict) as refused:
+                service.run(tenant, last)
+            second.append(refused.value)
         return records
 
     monkeypatch.setattr(service.store, "published", published)
-    with pytest.raises(Conflict):
-        service.run(TENANT, day(0))
-    assert overlapped[1]["published"] == [["usage_summary", day(0).isoformat(), 1]]
+    first = service.run(TENANT, day(0))
+    assert "another run holds the tenant" in str(second[0])
+    assert first.published == [("usage_summary", day(0).isoformat(), 1)]
     (retry,) = pipeline.meter(subscription_id=TENANT, as_of=day(0).isoformat())["results"]
     assert retry["published"] == []
     messages = published_for(pipeline, TENANT)
     assert [(m["event_type"], m["as_of"], m["revision"]) for m in messages] == [
         ("usage_summary", day(0).isoformat(), 1)
     ]
+
+
+def test_a_summary_record_changed_since_it_was_read_is_not_overwritten(
+    pipeline: Pipeline,
+) -> None:
+    """Beneath the lease, each write of a summary record expects the record as the run
+    last read or wrote it: absent, or with the same revision, events and pending message."""
+    from datetime import date
+
+    from qlumeter.pipeline.dynamo import DynamoStore
+    from qlumeter.pipeline.ports import Conflict, Pending, Published
+
+    store, day0 = DynamoStore(), date(2026, 1, 1)
+    first = Published(day0, 1, "d1", [], Pending("usage_summary", 1, {"total_qlus": "7"}, None))
+    store.put_published(TENANT, first, None)
+    with pytest.raises(Conflict):
+        store.put_published(TENANT, Published(day0, 1, "d2", []), None)  # not absent now
+    sent = Published(day0, 1, "d1", ["usage_summary"])
+    (stored,) = store.published(TENANT, day0, day0).values()
+    with pytest.raises(Conflict):  # expects no pending message: there is one
+        store.put_published(TENANT, sent, Published(day0, 1, "d1", []))
+    store.put_published(TENANT, sent, stored)  # as read back: the pending one
+    with pytest.raises(Conflict):  # revision 1 is stored, not 2
+        store.put_published(TENANT, Published(day0, 3, "d3", []), Published(day0, 2, "d1", []))
+    assert store.published(TENANT, day0, day0) == {day0: sent}
+
+
+def test_a_lease_ends_with_its_invocation_and_only_its_owner_releases_it(
+    pipeline: Pipeline,
+) -> None:
+    """A run killed at its deadline leaves its lease behind: the lease has ended then, so
+    the retry takes the tenant; a late release by the killed run leaves the new lease."""
+    from datetime import UTC, datetime
+
+    from qlumeter.pipeline.dynamo import DynamoStore
+
+    store, now = DynamoStore(), datetime(2026, 1, 2, 2, 30, tzinfo=UTC)
+    assert store.lease(TENANT, "killed", now + timedelta(minutes=15), now)
+    assert not store.lease(TENANT, "retry", now + timedelta(minutes=16), now + timedelta(minutes=1))
+    later = now + timedelta(minutes=16)
+    assert store.lease(TENANT, "retry", later + timedelta(minutes=15), later)
+    store.release(TENANT, "killed")
+    assert not store.lease(TENANT, "third", later + timedelta(minutes=15), later)
+    store.release(TENANT, "retry")
+    assert store.lease(TENANT, "third", later + timedelta(minutes=15), later)

@@ -109,6 +109,7 @@ class UsageItem(Model):
     events = UnicodeAttribute(null=True)  # JSON list
     pending = UnicodeAttribute(null=True)  # JSON: the message being published
     state = UnicodeAttribute(null=True)
+    lease_until = NumberAttribute(null=True)  # a run's lease on its tenant (epoch seconds)
 
 
 class SubscriptionItem(Model):
@@ -394,7 +395,7 @@ class DynamoStore:
 
     def get_state(self, tenant: str) -> TenantState:
         try:
-            item = UsageItem.get(f"{tenant}#STATE", "state")
+            item = UsageItem.get(f"{tenant}#STATE", "state", consistent_read=True)
         except UsageItem.DoesNotExist:
             return TenantState(tenant)
         data = json.loads(item.state or "{}")
@@ -422,7 +423,9 @@ class DynamoStore:
                 _pending(item.pending),
             )
             for item in UsageItem.query(
-                f"{tenant}#SUMMARY", UsageItem.sk.between(f"{first}", f"{last}")
+                f"{tenant}#SUMMARY",
+                UsageItem.sk.between(f"{first}", f"{last}"),
+                consistent_read=True,
             )
         }
 
@@ -452,12 +455,36 @@ class DynamoStore:
                 raise
             raise Conflict(f"{tenant} {record.as_of}: the summary record changed") from None
 
+    def lease(self, tenant: str, owner: str, until: datetime, now: datetime) -> bool:
+        item = UsageItem(f"{tenant}#LEASE", "lease", state=owner, lease_until=until.timestamp())
+        free = UsageItem.pk.does_not_exist() | (UsageItem.lease_until < now.timestamp())
+        try:
+            item.save(condition=free)
+        except PutError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def release(self, tenant: str, owner: str) -> None:
+        """End the lease now if ``owner`` still holds it (an update: the meter's policy
+        grants PutItem and UpdateItem on the usage table, not DeleteItem)."""
+        try:
+            UsageItem(f"{tenant}#LEASE", "lease").update(
+                actions=[UsageItem.lease_until.set(0)], condition=UsageItem.state == owner
+            )
+        except UpdateError as exc:  # expired and taken by another run meanwhile
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+
     def put_receipt(self, tenant: str, as_of: date, event: str, revision: int) -> None:
         UsageItem(f"{tenant}#{RECEIPTS}", f"{as_of}#{event}#{revision}").save()
 
     def receipts(self, tenant: str, as_of: date) -> set[tuple[str, int]]:
         found = set()
-        query = UsageItem.query(f"{tenant}#{RECEIPTS}", UsageItem.sk.startswith(f"{as_of}#"))
+        query = UsageItem.query(
+            f"{tenant}#{RECEIPTS}", UsageItem.sk.startswith(f"{as_of}#"), consistent_read=True
+        )
         for item in query:
             _, event, revision = item.sk.split("#")
             found.add((event, int(revision)))

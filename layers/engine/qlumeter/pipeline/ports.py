@@ -52,7 +52,9 @@ class TenantState:
     tenant: str
     checkpoint_day: date | None = None  # the meter state saved covers days up to here
     checkpoint_key: str | None = None
-    checkpoint_at: datetime | None = None
+    checkpoint_at: datetime | None = None  # files for its days arriving later are too late
+    checkpoint_files: list[str] = field(default_factory=list)  # "key#version": arrived later,
+    # yet folded in (read by the run that took the checkpoint)
     newest_metered: date | None = None
     thresholds: list[str] = field(default_factory=list)  # alert levels in force
     head_day: date | None = None  # the newest head: the meter state of the newest day run
@@ -62,7 +64,8 @@ class TenantState:
 
 
 class Conflict(RuntimeError):
-    """A record changed since it was read: another run is at work on it."""
+    """A record changed since it was read, or the tenant is leased: another run is at work
+    on it."""
 
 
 class PublishRejected(RuntimeError):
@@ -123,6 +126,10 @@ class Store(Protocol):
         """Write ``record`` if the stored one is still ``expected`` (None: there is none);
         otherwise raise ``Conflict``."""
 
+    def lease(self, tenant: str, owner: str, until: datetime, now: datetime) -> bool:
+        """Take the tenant for one run until ``until``, unless another run holds it."""
+
+    def release(self, tenant: str, owner: str) -> None: ...
     def put_receipt(self, tenant: str, as_of: date, event: str, revision: int) -> None: ...
     def receipts(self, tenant: str, as_of: date) -> set[tuple[str, int]]: ...
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -19,9 +20,11 @@ from ..catalog import DayValue
 from ..config import Subscription
 from ..metering import Daily, Meter, effective_as_of, first_needed_day, metering_as_of
 from ..observation import Observation
+from ..paths import parse_key
 from ..summary import build_summary
 from ..windows import interval_of
 from .ports import (
+    Conflict,
     Manifest,
     Objects,
     Pending,
@@ -36,6 +39,8 @@ CHECKPOINT_PREFIX = "checkpoints/"
 #: How much earlier than a head was saved a file's arrival still makes the head suspect: a
 #: manifest written just before a run can be read only after it (clocks and visibility).
 STALE_MARGIN = timedelta(minutes=1)
+#: A run's lease on its tenant when the caller names no deadline: the longest invocation.
+LEASE = timedelta(minutes=15)
 #: How long a message handed to the topic may wait for the ledger's receipt before it is
 #: taken as not sent and published again (the ledger's queue delivers within seconds).
 CONFIRM_AFTER = timedelta(minutes=2)
@@ -115,8 +120,23 @@ class MeterService:
         if state.checkpoint_day and state.checkpoint_day >= keep_until:
             return
         if self._holds(sub, state, keep_until):
-            state.checkpoint_day, state.checkpoint_at = keep_until, now
             state.checkpoint_key = _head_key(state.tenant, keep_until)
+            self._freeze(state, keep_until, now, [])
+
+    def _freeze(
+        self, state: TenantState, day: date, started: datetime, read: list[Manifest]
+    ) -> None:
+        """The checkpoint now holds the days up to ``day``: a file for them that arrives
+        after ``checkpoint_at`` (the run's start, ``margin`` early: a manifest written just
+        before may be read only after) is too late, unless this run read it and folded it
+        in (``checkpoint_files``)."""
+        state.checkpoint_day, state.checkpoint_at = day, started - self.margin
+        folded = {
+            _file(m) for m in read if m.ref.day <= day and m.ingested_at > state.checkpoint_at
+        }
+        oldest = day - timedelta(days=89)  # older files are no longer reported
+        kept = {f for f in state.checkpoint_files if parse_key(f.rsplit("#", 1)[0]).day >= oldest}
+        state.checkpoint_files = sorted(kept | folded)
 
     def _restore(
         self, sub: Subscription, state: TenantState, as_of: date
@@ -145,14 +165,24 @@ class MeterService:
                 break
         return Meter(sub), None
 
-    def run(self, tenant: str, as_of: date) -> RunResult:
+    def run(self, tenant: str, as_of: date, deadline: datetime | None = None) -> RunResult:
+        """Meter one tenant as of a day, holding a lease on it until ``deadline`` (when the
+        invocation would be ended): runs of one tenant never overlap."""
         sub = self.store.get_subscription(tenant)
         if sub is None:
             return RunResult(tenant, "no_subscription")
-        as_of = effective_as_of(sub, as_of)
-        started = self.clock()
+        started, owner = self.clock(), uuid.uuid4().hex
+        if not self.store.lease(tenant, owner, deadline or started + LEASE, started):
+            raise Conflict(f"{tenant}: another run holds the tenant")
+        try:
+            return self._run(sub, effective_as_of(sub, as_of), started)
+        finally:
+            self.store.release(tenant, owner)
+
+    def _run(self, sub: Subscription, as_of: date, started: datetime) -> RunResult:
+        tenant = sub.subscription_id
         state = self.store.get_state(tenant)
-        alerts = self._late_files(sub, state, state.checkpoint_day)
+        alerts = self._late_files(sub, state)
         keep_until = as_of - timedelta(days=sub.late_data_days)
         self._promote(sub, state, keep_until, started)
         meter, restored = self._restore(sub, state, as_of)
@@ -172,8 +202,8 @@ class MeterService:
             meter.compact()
             key = f"{CHECKPOINT_PREFIX}{tenant}/{keep_until}.pickle"
             self.objects.put(self.state_bucket, key, meter.dumps())
-            state.checkpoint_day, state.checkpoint_key = keep_until, key
-            state.checkpoint_at = started
+            state.checkpoint_key = key
+            self._freeze(state, keep_until, started, manifests)
         _merge(new, meter.advance(as_of, max(first_new, keep_until + timedelta(days=1))))
         meter.compact()
         # a key per day: a run that fails after this write leaves the named head intact,
@@ -204,11 +234,10 @@ class MeterService:
             state.thresholds, state.plan_levels = thresholds, plan
         return crossed or any(a["type"] == "own_network_scanned" for a in alerts)
 
-    def _late_files(
-        self, sub: Subscription, state: TenantState, checkpoint: date | None
-    ) -> list[dict[str, Any]]:
+    def _late_files(self, sub: Subscription, state: TenantState) -> list[dict[str, Any]]:
         """Files for days already folded into the checkpoint: kept, reported, not applied."""
-        if checkpoint is None or state.checkpoint_at is None:
+        checkpoint = state.checkpoint_day
+        if checkpoint is None:
             return []
         window_start = max(sub.start_date, checkpoint - timedelta(days=89))
         return [
@@ -219,7 +248,7 @@ class MeterService:
                 "ingested_at": m.ingested_at.isoformat(),
             }
             for m in self.store.manifests(sub.subscription_id, window_start, checkpoint)
-            if m.ingested_at > state.checkpoint_at
+            if _too_late(state, m)
         ]
 
     def _publish(
@@ -333,13 +362,19 @@ def _head_key(tenant: str, day: date) -> str:
     return f"{CHECKPOINT_PREFIX}{tenant}/head-{day}.pickle"
 
 
+def _file(manifest: Manifest) -> str:
+    return f"{manifest.ref.key}#{manifest.version}"
+
+
 def _too_late(state: TenantState, manifest: Manifest) -> bool:
-    """A file for a day the checkpoint holds that arrived after it: reported, not applied."""
+    """A file for a day the checkpoint holds that arrived after it (and was not folded in
+    after all): reported, not applied."""
     return bool(
         state.checkpoint_day
         and state.checkpoint_at
         and manifest.ref.day <= state.checkpoint_day
         and manifest.ingested_at > state.checkpoint_at
+        and _file(manifest) not in state.checkpoint_files
     )
 
 
