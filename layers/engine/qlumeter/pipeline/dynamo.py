@@ -457,7 +457,11 @@ class DynamoStore:
 
     def lease(self, tenant: str, owner: str, until: datetime, now: datetime) -> bool:
         item = UsageItem(f"{tenant}#LEASE", "lease", state=owner, lease_until=until.timestamp())
-        free = UsageItem.pk.does_not_exist() | (UsageItem.lease_until < now.timestamp())
+        free = (  # or already this owner's: a write retried after its answer was lost
+            UsageItem.pk.does_not_exist()
+            | (UsageItem.lease_until < now.timestamp())
+            | (UsageItem.state == owner)
+        )
         try:
             item.save(condition=free)
         except PutError as exc:
