@@ -133,3 +133,18 @@ def write_file(
     else:
         path.write_text(json.dumps(rows), encoding="utf-8")
     return path
+
+
+def agents(count: int, first: int = 0) -> list[dict[str, Any]]:
+    """Cloud-agent host rows a{first}..: every other one with EDR, a few findings."""
+    return [
+        {
+            "asset_type": "host",
+            "agent_id": f"a{i}",
+            "fqdn": f"h{i}.corp.example",
+            "modules": ["vmdr", "edr"] if i % 2 else ["vmdr"],
+            "vuln_count": i % 3,
+            "open_port_count": 1,
+        }
+        for i in range(first, first + count)
+    ]

@@ -14,7 +14,7 @@ from qlumeter.config import parse_subscription
 from qlumeter.local import meter_folder
 from qlumeter.pipeline.dynamo import ObservationItem
 from tests.integration.conftest import INVENTORY_BUCKET, Pipeline
-from tests.support import write_file
+from tests.support import agents, write_file
 
 SCHEMA = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "usage-summary.v1.schema.json").read_text()
@@ -39,24 +39,10 @@ def day(n: int) -> date:
     return START + timedelta(days=n)
 
 
-def agents(n: int, count: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "asset_type": "host",
-            "agent_id": f"a{i}",
-            "fqdn": f"h{i}.corp.example",
-            "modules": ["vmdr", "edr"] if i % 2 else ["vmdr"],
-            "vuln_count": i % 3,
-            "open_port_count": 1,
-        }
-        for i in range(count)
-    ]
-
-
 def inventory(root: Path, days: int = 17) -> None:
     """Agents daily (growing), a weekly scanner (delta), CSPM on most days, one bad row."""
     for n in range(days):
-        write_file(root, "cloud_agent", day(n), agents(n, 3 + n // 4))
+        write_file(root, "cloud_agent", day(n), agents(3 + n // 4))
         if n % 7 == 0:
             scans = [
                 {"asset_type": "host", "fqdn": "h0.corp.example", "modules": "vmdr"},
@@ -207,10 +193,10 @@ def test_late_file_corrects_published_days_with_a_new_revision(
 def test_a_new_version_replaces_the_old_contribution(pipeline: Pipeline, tmp_path: Path) -> None:
     pipeline.put_subscription(SUBSCRIPTION)
     key = "inventory/tenant=acme/source=cloud_agent/date=2026-01-01/agents.jsonl"
-    body = "".join(json.dumps(r) + "\n" for r in agents(0, 10))
+    body = "".join(json.dumps(r) + "\n" for r in agents(10))
     pipeline.s3.put_object(Bucket=INVENTORY_BUCKET, Key=key, Body=body.encode())
     pipeline.deliver()
-    body = "".join(json.dumps(r) + "\n" for r in agents(0, 4))
+    body = "".join(json.dumps(r) + "\n" for r in agents(4))
     pipeline.s3.put_object(Bucket=INVENTORY_BUCKET, Key=key, Body=body.encode())
     pipeline.deliver()
     result = pipeline.meter(as_of="2026-01-01")["results"][0]
@@ -325,7 +311,7 @@ def test_threshold_alert_once_per_crossing(pipeline: Pipeline, tmp_path: Path) -
 def test_a_large_object_is_split_into_byte_ranges(pipeline: Pipeline, tmp_path: Path) -> None:
     pipeline.put_subscription(SUBSCRIPTION)
     pipeline.ingest.service.split_bytes, pipeline.ingest.service.part_bytes = 4096, 1500
-    rows = agents(0, 120)
+    rows = agents(120)
     rows[57]["vuln_count"] = -3  # a bad row deep in the file keeps its line number
     rows[90]["fqdn"] = 'odd "quoted",\nname.corp.example'  # a quoted cell across lines
     write_file(tmp_path, "cloud_agent", day(0), rows, name="big")

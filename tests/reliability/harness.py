@@ -33,7 +33,7 @@ from qlumeter.local import meter_folder
 from qlumeter.pipeline.dynamo import FileItem, ObservationItem, UsageItem, unpack_rows
 from qlumeter.pipeline.stack import sqs_event
 from tests.integration.conftest import INVENTORY_BUCKET, Pipeline
-from tests.support import write_file
+from tests.support import agents, write_file
 
 #: Figures of the whole run (printed by the conftest): faults injected, inputs tried...
 FIGURES: Counter[str] = Counter()
@@ -383,20 +383,6 @@ def subscription(tenant: str) -> dict[str, Any]:
     }
 
 
-def agents(count: int, first: int = 0) -> list[dict[str, Any]]:
-    return [
-        {
-            "asset_type": "host",
-            "agent_id": f"a{i}",
-            "fqdn": f"h{i}.corp.example",
-            "modules": ["vmdr", "edr"] if i % 2 else ["vmdr"],
-            "vuln_count": i % 3,
-            "open_port_count": 1,
-        }
-        for i in range(first, first + count)
-    ]
-
-
 def vms(count: int) -> list[dict[str, Any]]:
     return [
         {"asset_type": "virtual_machine", "cloud_provider": "aws", "cloud_resource_id": f"i-{i}"}
@@ -534,11 +520,9 @@ def snapshot(p: Pipeline, tenant: str) -> dict[str, Any]:
         for code in subscription(tenant)["products"]
         for item in UsageItem.query(f"{tenant}#{code}")
     )
-    summaries = sorted(
-        (item.sk, int(item.revision or 0), item.digest, item.events)
-        for item in UsageItem.query(f"{tenant}#SUMMARY")
-    )
-    pending = sorted(item.sk for item in UsageItem.query(f"{tenant}#SUMMARY") if item.pending)
+    records = list(UsageItem.query(f"{tenant}#SUMMARY"))
+    summaries = sorted((i.sk, int(i.revision or 0), i.digest, i.events) for i in records)
+    pending = sorted(item.sk for item in records if item.pending)
     receipts = sorted(item.sk for item in UsageItem.query(f"{tenant}#SENT"))
     state = json.loads(UsageItem.get(f"{tenant}#STATE", "state").state or "{}")
     for name in [n for n in state if n.endswith("_at")]:

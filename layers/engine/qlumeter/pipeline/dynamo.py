@@ -399,7 +399,7 @@ class DynamoStore:
         except UsageItem.DoesNotExist:
             return TenantState(tenant)
         data = json.loads(item.state or "{}")
-        for name in ("checkpoint_day", "newest_metered", "head_day"):
+        for name in ("checkpoint_day", "newest_metered"):
             data[name] = _day(data[name]) if data.get(name) else None
         at = data.get("checkpoint_at")
         data["checkpoint_at"] = datetime.fromisoformat(at) if at else None

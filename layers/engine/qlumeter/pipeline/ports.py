@@ -57,8 +57,8 @@ class TenantState:
     # yet folded in (read by the run that took the checkpoint)
     newest_metered: date | None = None
     thresholds: list[str] = field(default_factory=list)  # alert levels in force
-    head_day: date | None = None  # the newest head: the meter state of the newest day run
-    # day -> [when its head was saved, the checkpoint day the run started from ("": none)]
+    # day -> [when its head (the meter state of a run as of that day) was saved, the
+    # checkpoint day the run started from ("": none)]; the newest is the head to start from
     heads: dict[str, list[str]] = field(default_factory=dict)
     plan_levels: dict[str, str] = field(default_factory=dict)  # plan_cap levels in force
 

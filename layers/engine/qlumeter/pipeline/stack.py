@@ -170,6 +170,7 @@ class Stack(Consumer):
         self.admin = self._function("AdminFunction")
         self.ledger = self._function("LedgerFunction")
         self.ledger_url = self.physical[self._one("AWS::SQS::Queue", "LedgerQueue")]
+        self.ledger_arn = self.arn_of(self.ledger_url)
         self.ledger_dead: list[str] = []
 
     # -- building ------------------------------------------------------------------------------
@@ -361,7 +362,7 @@ class Stack(Consumer):
         while messages := self.receive(self.ledger_url):
             for start in range(0, len(messages), 10):
                 batch = messages[start : start + 10]
-                event = sqs_event(batch, self.arn_of(self.ledger_url))
+                event = sqs_event(batch, self.ledger_arn)
                 try:
                     response = self.ledger.handler(event, Context("ledger"))
                     failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}

@@ -151,7 +151,7 @@ class MeterService:
         due = keep_until >= sub.start_date and (
             state.checkpoint_day is None or state.checkpoint_day < keep_until
         )  # the checkpoint must move: replay from it, not from the head
-        head = state.head_day
+        head = max(map(date.fromisoformat, state.heads), default=None)  # the newest head
         usable = head and not due and (state.checkpoint_day or head) <= head <= as_of
         if head and usable and self._holds(sub, state, head):
             candidates.append((_head_key(state.tenant, head), head))
@@ -209,8 +209,6 @@ class MeterService:
         # a key per day: a run that fails after this write leaves the named head intact,
         # and the head of a day becomes the checkpoint late_data_days later (_promote)
         self.objects.put(self.state_bucket, _head_key(tenant, as_of), meter.dumps())
-        if state.head_day is None or as_of >= state.head_day:  # a rerun of a past day keeps it
-            state.head_day = as_of
         state.heads[as_of.isoformat()] = [started.isoformat(), base.isoformat() if base else ""]
         if state.checkpoint_day:
             state.heads = {d: h for d, h in state.heads.items() if d > f"{state.checkpoint_day}"}
@@ -325,13 +323,13 @@ class MeterService:
         that dies in between leaves it pending for ``_settle``. Each write expects the
         record as this run last read or wrote it: a concurrent run makes it fail
         (``Conflict``) before anything is published twice."""
-        pending = replace(record, pending=Pending(event, record.revision, message, self.clock()))
+        sending = Pending(event, record.revision, message, self.clock())
+        pending = replace(record, pending=sending)
         self.store.put_published(tenant, pending, stored)
         try:
             self.publisher.publish(message, event, tenant)
         except PublishRejected:
-            assert pending.pending is not None
-            refused = replace(pending, pending=replace(pending.pending, since=None))
+            refused = replace(record, pending=replace(sending, since=None))
             self.store.put_published(tenant, refused, pending)
             raise
         sent = replace(record, events=sorted({*record.events, event}), pending=None)
