@@ -1,12 +1,9 @@
-"""Host correlation (spec section 4): union-find over strong identifiers, canonical ids,
-and the day-by-day attachment of IP-only observations."""
+"""Host correlation (spec section 4): union-find over strong identifiers, with canonical
+ids, reporting each union so the entities it joins can be merged."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
-
-from .observation import Observation, ip_key
 
 _PRIORITY = {"asset": 0, "agent": 1, "cloud": 2, "fqdn": 3}
 
@@ -28,6 +25,9 @@ class UnionFind:
     def __contains__(self, ident: object) -> bool:
         return ident in self._parent
 
+    def __len__(self) -> int:
+        return len(self._parent)
+
     def find(self, ident: str) -> str:
         parent = self._parent
         root = ident
@@ -36,10 +36,12 @@ class UnionFind:
             root = parent[root]
         return root
 
-    def link(self, idents: Iterable[str]) -> None:
-        """Record that ``idents`` name one entity."""
+    def link(self, idents: Iterable[str]) -> list[tuple[str, str]]:
+        """Record that ``idents`` name one entity; returns the unions made, each as
+        (the root absorbed, the root it now belongs to)."""
         parent = self._parent
         root: str | None = None
+        unions: list[tuple[str, str]] = []
         for ident in idents:
             other = self.find(ident) if ident in parent else parent.setdefault(ident, ident)
             if root is None:
@@ -48,49 +50,23 @@ class UnionFind:
                 parent[other] = root
                 best = min(self.canonical(root), self._best.pop(other, other), key=id_rank)
                 self._best[root] = best
+                unions.append((other, root))
+        return unions
 
     def canonical(self, root: str) -> str:
         return self._best.get(root, root)
 
+    def parents(self) -> dict[str, str]:
+        """Each identifier's parent (for storing)."""
+        return self._parent
 
-class IpIndex:
-    """Which strong-identified host observations of a day hold the (network_id, ip) pairs
-    that the day's IP-only observations carry (only those pairs are kept)."""
+    def merged(self) -> dict[str, str]:
+        """The canonical ids of groups of more than one identifier, by root (for storing)."""
+        return self._best
 
-    __slots__ = ("_by_day", "_needed", "_strong")
-
-    def __init__(self) -> None:
-        self._by_day: dict[date, dict[tuple[str, str], list[str]]] = {}
-        self._strong: list[Observation] = []  # the open day's strong-identified rows
-        self._needed: set[tuple[str, str]] = set()  # the open day's IP-only pairs
-
-    def add(self, obs: Observation) -> None:
-        """A host row of the open day: strong-identified, or IP-only."""
-        if obs.key is None:
-            self._needed.update(obs.ip_pairs)
-        else:
-            self._strong.append(obs)
-
-    def close_day(self, day: date) -> None:
-        """Index the open day's pairs that IP-only rows need; forget the rest."""
-        if self._needed:
-            pairs: dict[tuple[str, str], list[str]] = {}
-            for obs in self._strong:
-                for pair in obs.ip_pairs:
-                    if pair in self._needed:
-                        pairs.setdefault(pair, []).append(obs.key or "")
-            self._by_day[day] = pairs
-        self._strong, self._needed = [], set()
-
-    def attach(self, obs: Observation, uf: UnionFind) -> str:
-        """The entity an IP-only observation belongs to, as correlated now.
-
-        It joins the one entity that holds any of its pairs in a strong-identified
-        observation of its own day; otherwise it is ``ip:<network_id>/<smallest ip>``.
-        """
-        pairs = self._by_day.get(obs.day)
-        if pairs:
-            roots = {uf.find(elem) for pair in obs.ip_pairs for elem in pairs.get(pair, ())}
-            if len(roots) == 1:
-                return roots.pop()
-        return ip_key(obs.network_id, min(obs.ips))
+    @classmethod
+    def restore(cls, parents: dict[str, str], merged: dict[str, str]) -> UnionFind:
+        """A union-find back from ``parents`` and ``merged``."""
+        uf = cls()
+        uf._parent, uf._best = parents, merged
+        return uf

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from .catalog import PRODUCTS, CumulativeRule, DailyRule, DayValue, StateRule
+from .catalog import DayValue
 from .config import Subscription
 from .metering import Meter, effective_as_of, metering_as_of
 from .numbers import fmt4
-from .observation import Kind, Observation
+from .observation import Observation
 from .paths import FileRef
 from .plans import plan_alerts
 from .summary import product_entry
-from .timeline import DayView
 
 
 @dataclass
@@ -36,60 +34,6 @@ class Explanation:
     plan: list[dict[str, Any]] = field(default_factory=list)  # plan counts against caps
 
 
-def _observations(code: str, view: DayView, entity: str) -> list[Observation]:
-    """What an entity showed the product that day."""
-    rule = PRODUCTS[code].rule
-    if isinstance(rule, DailyRule) or not isinstance(rule, StateRule | CumulativeRule):
-        return [o for o in view.today if entity in (o.key, f"{o.path}:{o.line}")]
-    for hd in view.hosts.values():
-        if hd.canonical == entity:
-            return list((hd.latest if isinstance(rule, CumulativeRule) else hd.states).values())
-    return list(view.others.get(entity, {}).values())
-
-
-def _excluded(code: str, view: DayView, counted: dict[str, str]) -> Iterable[tuple[str, str]]:
-    """Entities the product could have counted that day, and why it did not."""
-    rule = PRODUCTS[code].rule
-    if isinstance(rule, StateRule | CumulativeRule):
-        hosts = Kind.HOST in rule.kinds if isinstance(rule, StateRule) else True
-        for hd in view.hosts.values() if hosts else ():
-            if hd.canonical in counted:
-                continue
-            if hd.purged:
-                yield hd.canonical, "purged by the purge rules"
-            elif isinstance(rule, CumulativeRule):
-                if hd.flags and any(hd.flags & (1 << bit) for _, bit in rule.components):
-                    yield hd.canonical, f"attributed to CWP_FLEXSCAN ({code} excludes it)"
-                else:
-                    yield hd.canonical, "never observed as the product's components require"
-            elif not hd.states:
-                yield hd.canonical, "no state on the day (in no snapshot in force)"
-            else:
-                yield hd.canonical, "no passing state: " + _describe(hd.states.values())
-        if isinstance(rule, StateRule):
-            for key, states in view.others.items():
-                kind = next(iter(states.values())).kind
-                if (
-                    kind in rule.kinds
-                    and key not in counted
-                    and not (rule.merge_cloud and key in view.uf)
-                ):
-                    yield key, "no passing state: " + _describe(states.values())
-        return
-    for obs in view.today:
-        if obs.key and obs.key not in counted and f"{obs.path}:{obs.line}" not in counted:
-            reason = "removed status" if obs.removed else "not eligible for " + code
-            yield obs.key, f"{reason}: {_describe([obs])}"
-
-
-def _describe(observations: Iterable[Observation]) -> str:
-    return "; ".join(
-        f"{o.source} {o.asset_type} {o.status}"
-        + (f" modules={','.join(sorted(o.modules))}" if o.modules else "")
-        for o in observations
-    )
-
-
 def explain(
     sub: Subscription,
     files: list[FileRef],
@@ -104,10 +48,7 @@ def explain(
     day = effective_as_of(sub, day)
     state = Meter(sub)
     state.add(files, observations)
-    views: dict[str, DayView] = {}
-    daily = state.advance(
-        day, sub.start_date, detail_day=day, inspect=lambda product, v: views.update({product: v})
-    )
+    daily = state.advance(day, sub.start_date, detail_day=day, explain=code)
     metering = metering_as_of(sub, day, daily, state)
     usage = next(u for u in metering.products if u.code == code)
     counts = metering.plan.counts if metering.plan else {}
@@ -117,15 +58,15 @@ def explain(
     ]
     plan += [a for a in plan_alerts(sub, metering.plan) if a["type"] == "own_network_scanned"]
     value: DayValue | None = daily[code].get(day)
+    explained = state.explained
     counted = dict(value.counted or {}) if value else {}
-    view = views.get(code)
-    excluded = list(_excluded(code, view, counted)) if view else []
+    excluded = list(explained.excluded) if explained else []
     per_source: Counter[str] = Counter()
     paths: set[str] = set()
     for entity in counted:
-        shown = _observations(code, view, entity) if view else []
-        per_source.update({o.source for o in shown})
-        paths.update(o.path for o in shown)
+        shown = explained.shown.get(entity, []) if explained else []
+        per_source.update({row.source for row in shown})
+        paths.update(row.path for row in shown)
     return Explanation(
         entry=product_entry(sub, usage),
         day=day,

@@ -6,22 +6,29 @@
 
 from __future__ import annotations
 
-import pickle
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-from .catalog import MARKS, PRODUCTS, DayValue, Product
+from .catalog import PRODUCTS, DayValue, Product
 from .config import Subscription
 from .observation import Observation
 from .paths import FileRef
-from .plans import PlanDay, measure
-from .timeline import DayView, Timeline
+from .plans import PlanDay
+from .timeline import Explained, Timeline
 from .vocabulary import PRODUCT_CODES
-from .windows import WindowResult, avg90, interval_of, peak15, rolling_start, sum90
+from .windows import (
+    ROLLING_DAYS,
+    WindowResult,
+    avg90,
+    interval_of,
+    peak15,
+    rolling_start,
+    sum90,
+)
 
 Daily = dict[str, dict[date, DayValue]]
 
@@ -67,9 +74,11 @@ def first_needed_day(sub: Subscription, code: str, as_of: date) -> date:
 
 
 class Meter:
-    """A tenant's metering state: one timeline per product start day, replayed forward."""
+    """A tenant's metering state: one timeline per product start day, replayed forward.
+    Its stored form is ``checkpoint`` (versioned; never pickle)."""
 
-    def __init__(self, sub: Subscription) -> None:
+    def __init__(self, sub: Subscription, judge_all: bool = False) -> None:
+        """``judge_all``: every entity judged every day (see ``Timeline``)."""
         self.sub = sub
         self.groups: dict[date, list[str]] = defaultdict(list)
         for code in PRODUCT_CODES:
@@ -78,8 +87,12 @@ class Meter:
         self.plans = bool(sub.plan_caps()) or sub.subscription_type == "consultant"
         if self.plans:
             self.groups[sub.start_date] += []  # the plan is measured from the start
-        self.timelines = {start: Timeline(sub, start, MARKS) for start in self.groups}
+        self.timelines = {
+            start: Timeline(sub, start, codes, self.plans and start == sub.start_date, judge_all)
+            for start, codes in self.groups.items()
+        }
         self.plan_days: dict[date, PlanDay] = {}
+        self.explained: Explained | None = None
 
     @property
     def day(self) -> date | None:
@@ -97,29 +110,34 @@ class Meter:
         through: date,
         evaluate_from: date,
         detail_day: date | None = None,
-        inspect: Callable[[str, DayView], None] | None = None,
+        explain: str | None = None,
     ) -> Daily:
-        """Replay up to ``through``; evaluate every product on days from ``evaluate_from``.
-
-        On ``detail_day`` the counted entities are kept, and ``inspect`` sees each
-        product's view of that day."""
+        """Replay up to ``through``; every product's value on each day from
+        ``evaluate_from``. On ``detail_day`` the counted entities are kept, and product
+        ``explain``'s explanation of that day is kept in ``explained``."""
         daily: Daily = {code: {} for codes in self.groups.values() for code in codes}
         for start, codes in sorted(self.groups.items()):
             if start > through:
                 continue
-            for view in self.timelines[start].days(evaluate_from, through):
-                if self.plans and start == self.sub.start_date:
-                    self.plan_days[view.day] = measure(view, self.sub)
-                for code in codes:
-                    detail = view.day == detail_day
-                    daily[code][view.day] = PRODUCTS[code].rule.evaluate(view, detail)
-                    if detail and inspect:
-                        inspect(code, view)
+            timeline = self.timelines[start]
+            for day in timeline.days(through):
+                if day >= evaluate_from:
+                    detail = day == detail_day
+                    values = timeline.values(detail)
+                    for code in codes:
+                        daily[code][day] = values[code]
+                    if timeline.plans:
+                        self.plan_days[day] = timeline.plan_day()
+                    if detail and explain in codes:
+                        self.explained = timeline.explain(explain)
+                timeline.end_day()
+        oldest = through - timedelta(days=ROLLING_DAYS)
+        self.plan_days = {d: p for d, p in self.plan_days.items() if d > oldest}
         return daily
 
     def covered_days(self, source: str) -> set[date]:
         """Days with a readable file of ``source`` (avg90 coverage)."""
-        return {d for t in self.timelines.values() for d in t.file_days.get(source, ())}
+        return {d for t in self.timelines.values() for d in t.covered_days(source)}
 
     def compact(self) -> None:
         for timeline in self.timelines.values():
@@ -127,20 +145,18 @@ class Meter:
                 timeline.compact()
 
     def dumps(self) -> bytes:
-        """The checkpoint: this state as bytes (written and read only by the meter)."""
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        """The stored form of this state (``checkpoint``)."""
+        from .checkpoint import encode
+
+        return encode(self)
 
     @classmethod
     def loads(cls, blob: bytes, sub: Subscription) -> Meter:
-        """A checkpoint back (our own bytes, from a private bucket), on the current
-        subscription when its counting terms are unchanged."""
-        meter: Meter = pickle.loads(blob)
-        if counting_terms(meter.sub) != counting_terms(sub):
-            raise ValueError("the subscription's counting terms changed: recompute from the start")
-        meter.sub = sub
-        for timeline in meter.timelines.values():
-            timeline.attach(MARKS, sub)
-        return meter
+        """A stored state back, on the current subscription; raises ``StateUnusable`` when
+        it cannot serve (another format, or the counting terms changed)."""
+        from .checkpoint import decode
+
+        return decode(blob, sub)
 
 
 def counting_terms(sub: Subscription) -> dict[str, object]:

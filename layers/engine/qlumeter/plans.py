@@ -1,22 +1,23 @@
 """Plan caps and consultant subscriptions (spec section 11).
 
-Each day the plan's measures are counted from the same entity states as the products:
-distinct (network, IP) pairs of host-like entities' active ``scanner`` and ``cloud_agent``
-states, and web apps with an active ``tas`` or ``was`` state. A consultant subscription's
-scanner rows of the day with an address in its own networks are listed.
+Each day the plan's measures are counted from the same entity states as the products
+(the replay keeps them with the product totals, ``timeline``): distinct (network, IP)
+pairs of host-like entities' active ``scanner`` and ``cloud_agent`` states, and web apps
+with an active ``tas`` or ``was`` state. A consultant subscription's scanner rows of the
+day with an address in its own networks are listed.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 from .config import Subscription
-from .observation import Kind
-from .timeline import DayView
+from .observation import Observation
 
 LEVELS = ("0.8", "1.0")  # plan_cap alert levels, fractions of a cap
 SAMPLE = 10
@@ -35,39 +36,19 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return ipaddress.ip_address(text)
 
 
-def measure(view: DayView, sub: Subscription) -> PlanDay:
-    """Count the capped measures and the own-network scans of the view's day."""
-    caps = sub.plan_caps()
-    counts: dict[str, int] = {}
-    if "ip_addresses" in caps:
-        pairs = {
-            (obs.network_id, ip)
-            for hd in view.hosts.values()
-            if not hd.purged
-            for obs in hd.states.values()
-            if obs.source in ("scanner", "cloud_agent") and obs.active
-            for ip in obs.ips
-        }
-        counts["ip_addresses"] = len(pairs)
-    if "web_apps" in caps:
-        counts["web_apps"] = sum(
-            any(
-                o.kind is Kind.WEB_APP and o.source in ("tas", "was") and o.active
-                for o in states.values()
-            )
-            for states in view.others.values()
-        )
-    own: set[str] = set()
-    if sub.subscription_type == "consultant":
-        networks = sub.own_networks
-        own = {
-            ip
-            for obs in view.today
-            if obs.source == "scanner"
-            for ip in obs.ips
-            if any(_address(ip) in network for network in networks)
-        }
-    return PlanDay(counts, sorted(own, key=lambda ip: (_address(ip).version, _address(ip))))
+def own_network_addresses(sub: Subscription, today: Iterable[Observation]) -> list[str]:
+    """A consultant subscription's scanner addresses of the day in its own networks."""
+    if sub.subscription_type != "consultant":
+        return []
+    networks = sub.own_networks
+    own = {
+        ip
+        for obs in today
+        if obs.source == "scanner"
+        for ip in obs.ips
+        if any(_address(ip) in network for network in networks)
+    }
+    return sorted(own, key=lambda ip: (_address(ip).version, _address(ip)))
 
 
 def plan_alerts(sub: Subscription, day: PlanDay | None) -> list[dict[str, Any]]:
