@@ -1,23 +1,28 @@
 """The stored form of a tenant's metering state (``Meter``): versioned, compact, no pickle.
 
 Layout: ``QLMS`` and a one-byte format version, then one zlib stream holding a JSON
-header (its length first, 4 bytes) followed by binary columns. The header carries the
-subscription's counting terms, each timeline's small parts (day, file days, snapshots in
-force, the plan's recent days), the facts (the few hundred distinct rule-relevant row
-values) and the contributions; every string (identifiers, paths) is stored once. The
-columns are little-endian integer arrays, each of the narrowest width that holds it:
+header (its length first, 4 bytes), the text of every text column, and the integer
+columns. The header carries the subscription's counting terms, each timeline's small
+parts (day, file days, snapshots in force, the plan's recent days), the facts (the few
+hundred distinct rule-relevant row values), the file paths and the contributions, each
+once. Integer columns are little-endian arrays of the narrowest width that holds them; a
+text column is a column of lengths and its text; a list of lists is a length column
+(``.n``) and a flat column (``.v``). Per timeline:
 
 - ``seen.*``: every kept row (seq, day, fact, path, line) and its address pairs;
-- ``uf.*``: the correlation forest (identifier, parent) and the canonical ids of groups;
-- ``host.*`` / ``other.*`` / ``pending.*``: entities with their latest and snapshot rows,
-  marks, purge trackers, cloud identifiers and current contribution;
+- ``host.*``: host entities by their correlation group (the root, the other identifiers,
+  which of them is canonical, which are cloud ids), with their latest and snapshot rows,
+  marks, purge trackers and current contribution; ``ip:`` keyed entities have no group;
+- ``other.*`` / ``pending.*``: entities of other kinds, IP-only rows waiting for
+  correlation;
 - ``snap.*``, ``beat.*``, ``scan.*``, ``flex.*``, ``wake.*``: snapshot rows in force,
-  recent CS heartbeats and CIS scans, FlexScan sightings, the wake-up calendar.
+  recent CS heartbeats and CIS scans, FlexScan sightings, the wake-up calendar; entities
+  are named by their position among ``host.*`` or ``other.*``.
 
-A list of lists is a length column (``.n``) and a flat column (``.v``). A state of another
-format, or of other counting terms, is not read: ``decode`` raises ``StateUnusable`` and
-the caller recomputes from the stored rows. Format 1 was the pickle of earlier releases
-(never unpickled: it is recognised by its first byte); format 2 is this one.
+A state of another format, or of other counting terms, is not read: ``decode`` raises
+``StateUnusable`` and the caller recomputes from the stored rows. Format 1 was the pickle
+of earlier releases (never unpickled: it is recognised by its first byte); format 2 is
+this one.
 """
 
 from __future__ import annotations
@@ -27,17 +32,16 @@ import struct
 import sys
 import zlib
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
-from itertools import accumulate
+from itertools import accumulate, chain, pairwise
 from typing import TYPE_CHECKING, Any
 
 from .config import Subscription
-from .correlation import UnionFind
 from .entities import NOTHING, Contribution, Host, Other, Pending, Tracker
 from .facts import Fact, Seen, intern_fact
-from .histories import ScanChain
+from .histories import Beat, Scan, ScanChain
 from .observation import Kind
 from .plans import PlanDay
 from .timeline import Timeline, Wakeups
@@ -51,6 +55,7 @@ _PICKLE = b"\x80"  # how format 1 (a pickle) begins
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LEVEL = 1  # zlib: the columns are narrow already; speed matters more than the last MB
 _WIDTHS = (("b", 8), ("h", 16), ("i", 32), ("q", 64))
+_HOST, _OTHER, _PENDING = 0, 1, 2  # what a snapshot entry or a wake-up names
 
 
 class StateUnusable(ValueError):
@@ -64,32 +69,42 @@ def state_format(blob: bytes) -> int | None:
     return 1 if blob.startswith(_PICKLE) else None
 
 
+def _numbered(table: dict[Any, int], items: Iterable[Any]) -> list[int]:
+    """Each item's number in ``table``, numbering the new ones in order of appearance."""
+    items = items if isinstance(items, list) else list(items)
+    fresh = [item for item in dict.fromkeys(items) if item not in table]
+    table.update(zip(fresh, range(len(table), len(table) + len(fresh)), strict=True))
+    return list(map(table.__getitem__, items))
+
+
+def _us(at: datetime) -> int:
+    delta = at - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _at(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
 # -- encoding -------------------------------------------------------------------------------
 
 
 class _Writer:
-    """Interned strings and facts, and named integer columns."""
+    """Named integer and text columns, and the small shared tables."""
 
     def __init__(self) -> None:
-        self.strings: dict[str, int] = {}
-        self.facts: dict[Fact, int] = {}
         self.columns: list[tuple[str, str, int, bytes]] = []
-
-    def ids(self, texts: Iterable[str]) -> list[int]:
-        strings = self.strings
-        return [strings.setdefault(t, len(strings)) for t in texts]
-
-    def fact_ids(self, facts: Iterable[Fact]) -> list[int]:
-        table = self.facts
-        return [table.setdefault(f, len(table)) for f in facts]
+        self.text: list[str] = []
+        self.text_at: dict[str, int] = {}  # text column -> where its text starts
+        self.size = 0
+        self.facts: dict[Fact, int] = {}
+        self.paths: dict[str, int] = {}
 
     def put(self, name: str, values: Sequence[int]) -> None:
         code = "b"
         if values:
             low, high = min(values), max(values)
-            code = next(
-                c for c, bits in _WIDTHS if -(1 << bits - 1) <= low and high < 1 << bits - 1
-            )
+            code = next(c for c, b in _WIDTHS if -(1 << b - 1) <= low and high < 1 << b - 1)
         column = array(code, values)
         if sys.byteorder != "little":
             column.byteswap()
@@ -97,17 +112,18 @@ class _Writer:
 
     def ragged(self, name: str, lists: Sequence[Sequence[int]]) -> None:
         self.put(f"{name}.n", [len(values) for values in lists])
-        self.put(f"{name}.v", [value for values in lists for value in values])
+        self.put(f"{name}.v", list(chain.from_iterable(lists)))
+
+    def texts(self, name: str, texts: Sequence[str]) -> None:
+        lengths = [len(text) for text in texts]
+        self.put(name, lengths)
+        self.text_at[name] = self.size
+        self.size += sum(lengths)
+        self.text.extend(texts)
 
     def ragged_texts(self, name: str, lists: Sequence[Sequence[str]]) -> None:
-        """Lists of strings, as ids."""
         self.put(f"{name}.n", [len(values) for values in lists])
-        self.put(f"{name}.v", self.ids(text for values in lists for text in values))
-
-
-def _us(at: datetime) -> int:
-    delta = at - _EPOCH
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+        self.texts(f"{name}.v", list(chain.from_iterable(lists)))
 
 
 def _fact_fields(fact: Fact) -> list[Any]:
@@ -128,9 +144,7 @@ def encode(meter: Meter) -> bytes:
         _encode_timeline(w, contribs, f"t{i}.", timeline)
         for i, timeline in enumerate(meter.timelines.values())
     ]
-    strings = list(w.strings)
-    text = "".join(strings).encode("utf-8", "surrogateescape")
-    w.put("strings.n", [len(s) for s in strings])
+    text = "".join(w.text).encode("utf-8", "surrogateescape")
     header = {
         "format": FORMAT,
         "counting_terms": json.loads(json.dumps(counting_terms(meter.sub), default=str)),
@@ -140,8 +154,10 @@ def encode(meter: Meter) -> bytes:
             for d, p in sorted(meter.plan_days.items())
         },
         "facts": [_fact_fields(f) for f in w.facts],
+        "paths": list(w.paths),
         "contributions": [[[list(k), str(a)] for k, a in entries] for entries in contribs],
         "text": len(text),
+        "texts": w.text_at,
         "columns": [[name, code, length] for name, code, length, _ in w.columns],
     }
     head = json.dumps(header, separators=(",", ":")).encode()
@@ -150,50 +166,67 @@ def encode(meter: Meter) -> bytes:
 
 
 def _encode_timeline(
-    w: _Writer, contribs: dict[tuple[Any, ...], int], prefix: str, timeline: Timeline
+    w: _Writer, contribs: dict[tuple[Any, ...], int], p: str, timeline: Timeline
 ) -> dict[str, Any]:
     assert not timeline.today, "a state is stored between days"
+    uf = timeline.uf
+    keys = list(timeline.hosts)
     hosts = list(timeline.hosts.values())
+    host_number = dict(zip(keys, range(len(keys)), strict=True))
+    other_keys = list(timeline.others)
     others = list(timeline.others.values())
-    pendings = [p for waiting in timeline.pending.values() for p in waiting]
+    other_number = dict(zip(other_keys, range(len(other_keys)), strict=True))
+    pendings = [pending for waiting in timeline.pending.values() for pending in waiting]
+    pending_number = {id(pending): i for i, pending in enumerate(pendings)}
     snapshots = list(timeline.snapshots.items())
-    rows = [
-        *(s for h in hosts for s in h.latest.values()),
-        *(s for h in hosts for s in h.snap.values()),
-        *(s for o in others for s in o.latest.values()),
-        *(s for o in others for s in o.snap.values()),
-        *(p.seen for p in pendings),
-        *(s for _, entries in snapshots for _, s in entries),
-    ]
-    unique = list({id(s): s for s in rows}.values())
-    index = {id(s): i for i, s in enumerate(unique)}
-    p = prefix
-    w.put(f"{p}seen.seq", [s.seq for s in unique])
-    w.put(f"{p}seen.day", [s.day.toordinal() for s in unique])
-    w.put(f"{p}seen.fact", w.fact_ids(s.fact for s in unique))
-    w.put(f"{p}seen.path", w.ids(s.path for s in unique))
-    w.put(f"{p}seen.line", [s.line for s in unique])
-    w.ragged_texts(f"{p}seen.pairs", [[x for pair in s.pairs for x in pair] for s in unique])
+    entries = [entry for _, rows in snapshots for entry in rows]
 
-    def contrib(value: Contribution) -> int:
-        return contribs.setdefault(value.entries, len(contribs))
+    kept = {  # every kept row once, by its seq (unique within a replay)
+        s.seq: s
+        for s in chain(
+            chain.from_iterable(h.latest.values() for h in hosts),
+            chain.from_iterable(h.snap.values() for h in hosts),
+            chain.from_iterable(o.latest.values() for o in others),
+            chain.from_iterable(o.snap.values() for o in others),
+            (pending.seen for pending in pendings),
+            (seen for _, seen in entries),
+        )
+    }
+    seens = list(kept.values())
+    rows = dict(zip(kept, range(len(kept)), strict=True))  # seq -> position
+    w.put(f"{p}seen.seq", [s.seq for s in seens])
+    w.put(f"{p}seen.day", [s.day.toordinal() for s in seens])
+    w.put(f"{p}seen.fact", _numbered(w.facts, [s.fact for s in seens]))
+    w.put(f"{p}seen.path", _numbered(w.paths, [s.path for s in seens]))
+    w.put(f"{p}seen.line", [s.line for s in seens])
+    w.ragged_texts(f"{p}seen.pairs", [[x for pair in s.pairs for x in pair] for s in seens])
 
-    parents = timeline.uf.parents()
-    w.put(f"{p}uf.id", w.ids(parents))
-    w.put(f"{p}uf.parent", w.ids(parents.values()))
-    best = timeline.uf.merged()
-    w.put(f"{p}uf.root", w.ids(best))
-    w.put(f"{p}uf.best", w.ids(best.values()))
+    def seen_lists(name: str, lists: Sequence[Iterable[Seen]]) -> None:
+        w.put(f"{name}.n", [len(x) for x in lists])  # type: ignore[arg-type]
+        w.put(f"{name}.v", [rows[s.seq] for s in chain.from_iterable(lists)])
 
-    w.put(f"{p}host.key", w.ids(timeline.hosts))
+    def contributions(values: list[Contribution]) -> list[int]:
+        numbers = {c: contribs.setdefault(c.entries, len(contribs)) for c in dict.fromkeys(values)}
+        return list(map(numbers.__getitem__, values))
+
+    groups, best = uf.store(keys)
+    w.texts(f"{p}host.key", keys)
+    w.ragged_texts(f"{p}host.members", [group[1:] for group in groups])
+    w.put(f"{p}host.best", best)
+    w.ragged(
+        f"{p}host.clouds",
+        [
+            [group.index(c) for c in h.clouds] if h.clouds else ()
+            for h, group in zip(hosts, groups, strict=True)
+        ],
+    )
     w.put(f"{p}host.flags", [h.flags for h in hosts])
-    w.ragged(f"{p}host.latest", [[index[id(s)] for s in h.latest.values()] for h in hosts])
-    w.ragged(f"{p}host.snap", [[index[id(s)] for s in h.snap.values()] for h in hosts])
-    w.ragged_texts(f"{p}host.clouds", [h.clouds for h in hosts])
-    w.put(f"{p}host.contrib", [contrib(h.contrib) for h in hosts])
+    seen_lists(f"{p}host.latest", [h.latest.values() for h in hosts])
+    seen_lists(f"{p}host.snap", [h.snap.values() for h in hosts])
+    w.put(f"{p}host.contrib", contributions([h.contrib for h in hosts]))
     if timeline.purge is not None:
         for name in ("live", "every"):
-            trackers = [getattr(h, name) for h in hosts]
+            trackers: list[Tracker] = [getattr(h, name) for h in hosts]
             w.put(f"{p}host.{name}.newest", [t.newest for t in trackers])
             w.put(f"{p}host.{name}.newest_day", [t.newest_day.toordinal() for t in trackers])
             w.put(f"{p}host.{name}.kept", [t.kept for t in trackers])
@@ -201,67 +234,68 @@ def _encode_timeline(
                 f"{p}host.{name}.run",
                 [[v for s, d in t.run for v in (s, d.toordinal())] for t in trackers],
             )
-    pending_ids = {id(pending): i for i, pending in enumerate(pendings)}
-    w.put(f"{p}pending.seen", [index[id(x.seen)] for x in pendings])
+
+    w.texts(f"{p}other.key", other_keys)
+    seen_lists(f"{p}other.latest", [o.latest.values() for o in others])
+    seen_lists(f"{p}other.snap", [o.snap.values() for o in others])
+    w.put(f"{p}other.contrib", contributions([o.contrib for o in others]))
+
+    w.put(f"{p}pending.seen", [rows[x.seen.seq] for x in pendings])
     w.put(f"{p}pending.flags", [x.host.flags for x in pendings])
-    w.put(f"{p}pending.key", w.ids(x.ip_key for x in pendings))
+    w.put(f"{p}pending.host", [host_number[x.ip_key] for x in pendings])
     w.ragged_texts(f"{p}pending.candidates", [x.candidates for x in pendings])
 
-    w.put(f"{p}other.key", w.ids(timeline.others))
-    w.ragged(f"{p}other.latest", [[index[id(s)] for s in o.latest.values()] for o in others])
-    w.ragged(f"{p}other.snap", [[index[id(s)] for s in o.snap.values()] for o in others])
-    w.put(f"{p}other.contrib", [contrib(o.contrib) for o in others])
-
-    entries = [entry for _, rows_ in snapshots for entry in rows_]
-    w.put(
-        f"{p}snap.kind",
-        [2 if isinstance(h, Pending) else int(s.fact.kind is not Kind.HOST) for h, s in entries],
-    )
-    w.put(
-        f"{p}snap.handle",
-        [
-            pending_ids[id(h)]
-            if isinstance(h, Pending)
-            else w.strings.setdefault(h, len(w.strings))
-            for h, _ in entries
-        ],
-    )
-    w.put(f"{p}snap.seen", [index[id(s)] for _, s in entries])
+    named = [
+        _named(h, s.fact.kind, timeline, host_number, other_number, pending_number)
+        for h, s in entries
+    ]
+    w.put(f"{p}snap.kind", [kind for kind, _ in named])
+    w.put(f"{p}snap.entity", [number for _, number in named])
+    w.put(f"{p}snap.seen", [rows[s.seq] for _, s in entries])
 
     nodes = list(timeline.heartbeats.nodes.items())
-    w.put(f"{p}beat.key", w.ids(k for k, _ in nodes))
-    w.ragged(
-        f"{p}beat.rows",
-        [
-            [
-                v
-                for at, path, line, f in beats
-                for v in (_us(at), *w.ids((path,)), line, *w.fact_ids((f,)))
-            ]
-            for _, beats in nodes
-        ],
-    )
+    w.texts(f"{p}beat.key", [key for key, _ in nodes])
+    beats = [beat for _, node in nodes for beat in node]
+    w.put(f"{p}beat.n", [len(node) for _, node in nodes])
+    w.put(f"{p}beat.at", [_us(at) for at, _, _, _ in beats])
+    w.put(f"{p}beat.path", _numbered(w.paths, [path for _, path, _, _ in beats]))
+    w.put(f"{p}beat.line", [line for _, _, line, _ in beats])
+    w.put(f"{p}beat.fact", _numbered(w.facts, [fact for _, _, _, fact in beats]))
+
     chains = list(timeline.scans.chains.items())
-    w.put(f"{p}scan.key", w.ids(k for k, _ in chains))
+    w.texts(f"{p}scan.key", [key for key, _ in chains])
     w.put(f"{p}scan.last", [-1 if c.last is None else _us(c.last) for _, c in chains])
     w.put(f"{p}scan.settled", [-1 if c.settled is None else _us(c.settled) for _, c in chains])
-    w.ragged(
-        f"{p}scan.rows",
-        [
-            [
-                v
-                for at, path, line, scan, day in c.rows
-                for v in (_us(at), *w.ids((path,)), line, int(scan), day.toordinal())
-            ]
-            for _, c in chains
-        ],
-    )
-    w.put(f"{p}flex.key", w.ids(timeline.flexscan))
+    scans = [scan for _, c in chains for scan in c.rows]
+    w.put(f"{p}scan.n", [len(c.rows) for _, c in chains])
+    w.put(f"{p}scan.at", [_us(at) for at, _, _, _, _ in scans])
+    w.put(f"{p}scan.path", _numbered(w.paths, [path for _, path, _, _, _ in scans]))
+    w.put(f"{p}scan.line", [line for _, _, line, _, _ in scans])
+    w.put(f"{p}scan.counts", [int(counts) for _, _, _, counts, _ in scans])
+    w.put(f"{p}scan.day", [day.toordinal() for _, _, _, _, day in scans])
+
+    w.texts(f"{p}flex.key", list(timeline.flexscan))
     w.put(f"{p}flex.day", [d.toordinal() for d in timeline.flexscan.values()])
+
     wakeups = list(timeline.wakeups.items())
     w.put(f"{p}wake.day", [d.toordinal() for d, _ in wakeups])
-    w.ragged_texts(f"{p}wake.hosts", [sorted(due.hosts) for _, due in wakeups])
-    w.ragged_texts(f"{p}wake.others", [sorted(due.others) for _, due in wakeups])
+    w.ragged(
+        f"{p}wake.hosts",
+        [
+            sorted(
+                {
+                    host_number[timeline.entity(h)]
+                    for h in due.hosts
+                    if timeline.entity(h) in host_number
+                }
+            )
+            for _, due in wakeups
+        ],
+    )
+    w.ragged(
+        f"{p}wake.others",
+        [sorted(other_number[k] for k in due.others if k in other_number) for _, due in wakeups],
+    )
     return {
         "start": timeline.start.isoformat(),
         "codes": list(timeline.codes),
@@ -273,15 +307,33 @@ def _encode_timeline(
     }
 
 
+def _named(
+    handle: str | Pending,
+    kind: Kind,
+    timeline: Timeline,
+    hosts: dict[str, int],
+    others: dict[str, int],
+    pendings: dict[int, int],
+) -> tuple[int, int]:
+    """What a snapshot entry names: (kind, position)."""
+    if isinstance(handle, Pending):
+        return _PENDING, pendings[id(handle)]
+    if kind is Kind.HOST:
+        return _HOST, hosts[timeline.entity(handle)]
+    return _OTHER, others[handle]
+
+
 # -- decoding -------------------------------------------------------------------------------
 
 
 class _Reader:
     def __init__(self, header: dict[str, Any], body: memoryview) -> None:
         self.facts = [_fact(values) for values in header["facts"]]
-        self.columns: dict[str, array[int]] = {}
+        self.paths = [sys.intern(path) for path in header["paths"]]
         size = header["text"]
-        text = bytes(body[:size]).decode("utf-8", "surrogateescape")
+        self.text = bytes(body[:size]).decode("utf-8", "surrogateescape")
+        self.text_at: dict[str, int] = header["texts"]
+        self.columns: dict[str, array[int]] = {}
         offset = size
         for name, code, length in header["columns"]:
             column = array(code)
@@ -293,45 +345,39 @@ class _Reader:
             offset = end
         if offset != len(body):
             raise StateUnusable("stored state is truncated or has trailing data")
-        ends = list(accumulate(self.columns["strings.n"]))
-        self.strings = [text[a:b] for a, b in zip([0, *ends], ends, strict=False)]
 
     def col(self, name: str) -> array[int]:
         return self.columns[name]
 
-    def ragged(self, name: str) -> list[array[int]]:
-        flat, out, start = self.columns[f"{name}.v"], [], 0
-        for length in self.columns[f"{name}.n"]:
-            out.append(flat[start : start + length])
-            start += length
-        return out
+    def zip(self, prefix: str, *names: str) -> Iterator[tuple[int, ...]]:
+        """Columns ``prefix + name`` side by side."""
+        return zip(*(self.columns[prefix + name] for name in names), strict=True)
 
-    def ragged_texts(self, name: str) -> list[tuple[str, ...]]:
-        strings, flat = self.strings, iter(self.columns[f"{name}.v"])
-        return [
-            tuple(strings[next(flat)] for _ in range(n)) if n else ()
-            for n in self.columns[f"{name}.n"]
-        ]
+    def texts(self, name: str) -> list[str]:
+        text = self.text
+        ends = list(accumulate(self.columns[name], initial=self.text_at[name]))
+        return [text[a:b] for a, b in pairwise(ends)]
+
+    def lists(self, name: str, values: Sequence[Any]) -> list[Sequence[Any]]:
+        """``values`` cut into lists by the length column ``name``."""
+        ends = list(accumulate(self.columns[name], initial=0))
+        return [values[a:b] for a, b in pairwise(ends)]
+
+    def ragged(self, name: str) -> list[Sequence[int]]:
+        return self.lists(f"{name}.n", self.columns[f"{name}.v"])
+
+    def ragged_texts(self, name: str) -> list[Sequence[str]]:
+        return self.lists(f"{name}.n", self.texts(f"{name}.v"))
 
     def by_slot(self, name: str, seens: list[Seen]) -> list[dict[str, Seen]]:
         """Lists of rows as dictionaries by slot."""
-        rows = iter([seens[i] for i in self.columns[f"{name}.v"]])
-        out: list[dict[str, Seen]] = []
-        for n in self.columns[f"{name}.n"]:
-            if n == 1:
-                row = next(rows)
-                out.append({row.fact.slot: row})
-            else:
-                states = {}
-                for _ in range(n):
-                    row = next(rows)
-                    states[row.fact.slot] = row
-                out.append(states)
-        return out
-
-    def texts(self, name: str) -> list[str]:
-        strings = self.strings
-        return [strings[i] for i in self.columns[name]]
+        counts = self.columns[f"{name}.n"]
+        rows = [seens[i] for i in self.columns[f"{name}.v"]]
+        if not rows:
+            return [{} for _ in counts]
+        if len(rows) == len(counts) and min(counts) == 1:  # one row each
+            return [{row.fact.slot: row} for row in rows]
+        return [{row.fact.slot: row for row in group} for group in self.lists(f"{name}.n", rows)]
 
 
 def _fact(values: list[Any]) -> Fact:
@@ -340,10 +386,6 @@ def _fact(values: list[Any]) -> Fact:
     values[7] = frozenset(values[7])
     values[13] = date.fromisoformat(values[13]) if values[13] else None
     return intern_fact(*values)
-
-
-def _at(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
 
 
 def _parse_amount(text: str) -> Fraction | int:
@@ -397,118 +439,131 @@ def _decode_timeline(
     timeline: Timeline,
     data: dict[str, Any],
 ) -> None:
-    strings, facts, day_of = r.strings, r.facts, date.fromordinal
-    paths = r.texts(f"{p}seen.path")
-    days = {d: day_of(d) for d in set(r.col(f"{p}seen.day"))}
-    seens = [
-        Seen(seq, days[day], facts[fact], path, line, _pairs(pairs))
-        for seq, day, fact, path, line, pairs in zip(
-            r.col(f"{p}seen.seq"),
-            r.col(f"{p}seen.day"),
-            r.col(f"{p}seen.fact"),
-            paths,
-            r.col(f"{p}seen.line"),
-            r.ragged_texts(f"{p}seen.pairs"),
-            strict=True,
+    facts, paths, day_of = r.facts, r.paths, date.fromordinal
+    ordinals = r.col(f"{p}seen.day")
+    days = {d: day_of(d) for d in set(ordinals)}
+    seens = list(
+        map(
+            Seen._make,
+            zip(
+                r.col(f"{p}seen.seq"),
+                map(days.__getitem__, ordinals),
+                map(facts.__getitem__, r.col(f"{p}seen.fact")),
+                map(paths.__getitem__, r.col(f"{p}seen.path")),
+                r.col(f"{p}seen.line"),
+                map(_pairs, r.ragged_texts(f"{p}seen.pairs")),
+                strict=True,
+            ),
         )
-    ]
+    )
     timeline.day = date.fromisoformat(data["day"]) if data["day"] else None
     timeline.seq = data["seq"]
     timeline.file_days = {
-        s: [date.fromisoformat(d) for d in days] for s, days in data["file_days"].items()
+        s: [date.fromisoformat(d) for d in days_] for s, days_ in data["file_days"].items()
     }
     timeline.in_force = {s: date.fromisoformat(d) for s, d in data["in_force"].items()}
-    timeline.uf = UnionFind.restore(
-        dict(zip(r.texts(f"{p}uf.id"), r.texts(f"{p}uf.parent"), strict=True)),
-        dict(zip(r.texts(f"{p}uf.root"), r.texts(f"{p}uf.best"), strict=True)),
-    )
+
+    keys = r.texts(f"{p}host.key")
+    members = r.ragged_texts(f"{p}host.members")
+    groups = timeline.uf.restore(keys, members, r.col(f"{p}host.best"))
     hosts = [
-        Host.restored(flags, latest, snap, clouds, contribs[contrib])
-        for flags, latest, snap, clouds, contrib in zip(
+        Host.restored(
+            flags,
+            latest,
+            snap,
+            tuple(group[i] for i in clouds) if clouds else (),
+            contribs[contrib],
+        )
+        for flags, latest, snap, clouds, group, contrib in zip(
             r.col(f"{p}host.flags"),
             r.by_slot(f"{p}host.latest", seens),
             r.by_slot(f"{p}host.snap", seens),
-            r.ragged_texts(f"{p}host.clouds"),
+            r.ragged(f"{p}host.clouds"),
+            groups,
             r.col(f"{p}host.contrib"),
             strict=True,
         )
     ]
-    purge = timeline.purge is not None
-    if purge:
+    if timeline.purge is not None:
         for host, live, every in zip(
             hosts, _trackers(r, f"{p}host.live"), _trackers(r, f"{p}host.every"), strict=True
         ):
             host.live, host.every = live, every
-    timeline.hosts = dict(zip(r.texts(f"{p}host.key"), hosts, strict=True))
+    timeline.hosts = dict(zip(keys, hosts, strict=True))
+
+    other_keys = r.texts(f"{p}other.key")
+    others = [
+        Other.restored(latest, snap, contribs[contrib])
+        for latest, snap, contrib in zip(
+            r.by_slot(f"{p}other.latest", seens),
+            r.by_slot(f"{p}other.snap", seens),
+            r.col(f"{p}other.contrib"),
+            strict=True,
+        )
+    ]
+    timeline.others = dict(zip(other_keys, others, strict=True))
+
+    purge = timeline.purge is not None
     pendings: list[Pending] = []
-    for row, flags, ip_key, candidates in zip(
+    for row, flags, entity, candidates in zip(
         r.col(f"{p}pending.seen"),
         r.col(f"{p}pending.flags"),
-        r.texts(f"{p}pending.key"),
+        r.col(f"{p}pending.host"),
         r.ragged_texts(f"{p}pending.candidates"),
         strict=True,
     ):
-        pending = Pending(seens[row], flags, candidates, ip_key, purge)
-        timeline.pending.setdefault(ip_key, []).append(pending)
+        pending = Pending(seens[row], flags, tuple(candidates), keys[entity], purge)
+        timeline.pending.setdefault(keys[entity], []).append(pending)
         pendings.append(pending)
-    others = []
-    for latest, snap, contrib in zip(
-        r.by_slot(f"{p}other.latest", seens),
-        r.by_slot(f"{p}other.snap", seens),
-        r.col(f"{p}other.contrib"),
-        strict=True,
-    ):
-        other = Other()
-        other.latest, other.snap, other.contrib = latest, snap, contribs[contrib]
-        others.append(other)
-    timeline.others = dict(zip(r.texts(f"{p}other.key"), others, strict=True))
-    entries = iter(
-        zip(r.col(f"{p}snap.kind"), r.col(f"{p}snap.handle"), r.col(f"{p}snap.seen"), strict=True)
-    )
+
+    named = r.zip(p, "snap.kind", "snap.entity", "snap.seen")
+    handles: dict[int, Sequence[str | Pending]] = {
+        _HOST: keys,
+        _OTHER: other_keys,
+        _PENDING: pendings,
+    }
     for source, day, count in data["snapshots"]:
-        snapshot: list[tuple[str | Pending, Seen]] = []
-        for _ in range(count):
-            kind, handle, row = next(entries)
-            snapshot.append((pendings[handle] if kind == 2 else strings[handle], seens[row]))
-        timeline.snapshots[(source, date.fromisoformat(day))] = snapshot
-    for key, flat in zip(r.texts(f"{p}beat.key"), r.ragged(f"{p}beat.rows"), strict=True):
-        timeline.heartbeats.nodes[key] = [
-            (_at(flat[i]), strings[flat[i + 1]], flat[i + 2], facts[flat[i + 3]])
-            for i in range(0, len(flat), 4)
+        timeline.snapshots[(source, date.fromisoformat(day))] = [
+            (handles[kind][number], seens[row])
+            for kind, number, row in (next(named) for _ in range(count))
         ]
-    for key, last, settled, flat in zip(
-        r.texts(f"{p}scan.key"),
+
+    node_keys = r.texts(f"{p}beat.key")
+    beats: list[Beat] = [
+        (_at(at), paths[path], line, facts[fact])
+        for at, path, line, fact in r.zip(p, "beat.at", "beat.path", "beat.line", "beat.fact")
+    ]
+    timeline.heartbeats.nodes = {
+        key: list(node) for key, node in zip(node_keys, r.lists(f"{p}beat.n", beats), strict=True)
+    }
+    chain_keys = r.texts(f"{p}scan.key")
+    scans: list[Scan] = [
+        (_at(at), paths[path], line, bool(counts), day_of(day))
+        for at, path, line, counts, day in r.zip(
+            p, "scan.at", "scan.path", "scan.line", "scan.counts", "scan.day"
+        )
+    ]
+    for key, last, settled, rows in zip(
+        chain_keys,
         r.col(f"{p}scan.last"),
         r.col(f"{p}scan.settled"),
-        r.ragged(f"{p}scan.rows"),
+        r.lists(f"{p}scan.n", scans),
         strict=True,
     ):
-        chain = ScanChain()
-        chain.last = None if last < 0 else _at(last)
-        chain.settled = None if settled < 0 else _at(settled)
-        chain.rows = [
-            (
-                _at(flat[i]),
-                strings[flat[i + 1]],
-                flat[i + 2],
-                bool(flat[i + 3]),
-                day_of(flat[i + 4]),
-            )
-            for i in range(0, len(flat), 5)
-        ]
-        timeline.scans.chains[key] = chain
+        timeline.scans.chains[key] = ScanChain.restored(
+            None if last < 0 else _at(last), None if settled < 0 else _at(settled), list(rows)
+        )
     timeline.flexscan = dict(
         zip(r.texts(f"{p}flex.key"), map(day_of, r.col(f"{p}flex.day")), strict=True)
     )
     for day, hosts_due, others_due in zip(
-        r.col(f"{p}wake.day"),
-        r.ragged_texts(f"{p}wake.hosts"),
-        r.ragged_texts(f"{p}wake.others"),
-        strict=True,
+        r.col(f"{p}wake.day"), r.ragged(f"{p}wake.hosts"), r.ragged(f"{p}wake.others"), strict=True
     ):
-        timeline.wakeups[day_of(day)] = Wakeups(set(hosts_due), set(others_due))
+        timeline.wakeups[day_of(day)] = Wakeups(
+            {keys[i] for i in hosts_due}, {other_keys[i] for i in others_due}
+        )
     census = timeline.census
-    for held in [*(h.contrib for h in hosts), *(o.contrib for o in others)]:
+    for held in chain((h.contrib for h in hosts), (o.contrib for o in others)):
         if held:
             census[held] = census.get(held, 0) + 1
 
@@ -518,17 +573,18 @@ def _pairs(flat: Sequence[str]) -> tuple[tuple[str, str], ...]:
 
 
 def _trackers(r: _Reader, name: str) -> list[Tracker]:
-    out = []
-    for newest, newest_day, kept, run in zip(
-        r.col(f"{name}.newest"),
-        r.col(f"{name}.newest_day"),
-        r.col(f"{name}.kept"),
-        r.ragged(f"{name}.run"),
-        strict=True,
-    ):
-        t = Tracker()
-        t.newest, t.newest_day, t.kept = newest, date.fromordinal(newest_day), kept
-        if run:
-            t.run = [(run[i], date.fromordinal(run[i + 1])) for i in range(0, len(run), 2)]
-        out.append(t)
-    return out
+    return [
+        Tracker.restored(
+            newest,
+            date.fromordinal(newest_day),
+            kept,
+            [(run[i], date.fromordinal(run[i + 1])) for i in range(0, len(run), 2)],
+        )
+        for newest, newest_day, kept, run in zip(
+            r.col(f"{name}.newest"),
+            r.col(f"{name}.newest_day"),
+            r.col(f"{name}.kept"),
+            r.ragged(f"{name}.run"),
+            strict=True,
+        )
+    ]

@@ -88,6 +88,19 @@ class Tracker:
             when = min(when, self.run[0][1] + timedelta(days=terminated_days))
         return when
 
+    @classmethod
+    def restored(
+        cls, newest: int, newest_day: date, kept: int, run: list[tuple[int, date]]
+    ) -> Tracker:
+        tracker = cls.__new__(cls)
+        tracker.newest, tracker.newest_day, tracker.kept, tracker.run = (
+            newest,
+            newest_day,
+            kept,
+            run,
+        )
+        return tracker
+
     def copy(self) -> Tracker:
         twin = Tracker()
         twin.newest, twin.newest_day, twin.kept = self.newest, self.newest_day, self.kept
@@ -200,6 +213,14 @@ class Other:
         self.latest: dict[str, Seen] = {}  # delta slots only
         self.snap: dict[str, Seen] = {}
         self.contrib: Contribution = NOTHING
+
+    @classmethod
+    def restored(
+        cls, latest: dict[str, Seen], snap: dict[str, Seen], contrib: Contribution
+    ) -> Other:
+        other = cls.__new__(cls)
+        other.latest, other.snap, other.contrib = latest, snap, contrib
+        return other
 
     def states(self) -> list[Seen]:
         """Its states on the day, by slot."""

@@ -10,6 +10,7 @@ its day, its fact and the file line it came from (for explanations).
 from __future__ import annotations
 
 from datetime import date
+from typing import NamedTuple
 
 from .observation import Kind, Observation
 
@@ -122,29 +123,17 @@ def fact_of(obs: Observation) -> Fact:
     )
 
 
-class Seen:
+class Seen(NamedTuple):
     """One row as a tenant's state keeps it: replay order, day, fact, file line, and the
-    (network, ip) pairs when a plan counts addresses (empty otherwise)."""
+    (network, ip) pairs when a plan counts addresses (empty otherwise). ``seq`` is unique
+    within a replay."""
 
-    __slots__ = ("day", "fact", "line", "pairs", "path", "seq")
-
-    def __init__(
-        self,
-        seq: int,
-        day: date,
-        fact: Fact,
-        path: str,
-        line: int,
-        pairs: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        self.seq, self.day, self.fact, self.path, self.line, self.pairs = (
-            seq,
-            day,
-            fact,
-            path,
-            line,
-            pairs,
-        )
+    seq: int
+    day: date
+    fact: Fact
+    path: str
+    line: int
+    pairs: tuple[tuple[str, str], ...] = ()
 
     @property
     def source(self) -> str:

@@ -89,6 +89,14 @@ class ScanChain:
         self.settled: datetime | None = None
         self.rows: list[Scan] = []
 
+    @classmethod
+    def restored(
+        cls, last: datetime | None, settled: datetime | None, rows: list[Scan]
+    ) -> ScanChain:
+        chain = cls()
+        chain.last, chain.settled, chain.rows = last, settled, rows
+        return chain
+
     def settle(self, until: datetime, window: timedelta) -> None:
         """Fold the rows before ``until`` (which no later row can precede) into ``last``."""
         if self.settled is not None and until <= self.settled:

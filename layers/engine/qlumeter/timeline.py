@@ -189,7 +189,7 @@ class Timeline:
             hosts, others = set(self.hosts), set(self.others)
         judged = Day(day, self.sub.fim_event_window_days)
         for handle in hosts:
-            self._judge_host(self._entity(handle), judged)
+            self._judge_host(self.entity(handle), judged)
         for key in others:
             self._judge_other(key, judged)
         self.today = rows  # the day's products read them until ``end_day``
@@ -341,7 +341,7 @@ class Timeline:
             self._mark_cache[shape] = flags
         return flags
 
-    def _entity(self, handle: str) -> str:
+    def entity(self, handle: str) -> str:
         """The entity a host handle (an identifier or an ip: key) names now."""
         return self.uf.find(handle) if handle in self.uf else handle
 
@@ -356,7 +356,7 @@ class Timeline:
                 continue
             for handle, seen in self.snapshots.get((source, old), ()) if old else ():
                 if seen.fact.kind is Kind.HOST:
-                    key = handle.ip_key if isinstance(handle, Pending) else self._entity(handle)
+                    key = handle.ip_key if isinstance(handle, Pending) else self.entity(handle)
                     if not isinstance(handle, Pending):
                         self.hosts[key].snap.pop(seen.fact.slot, None)
                     hosts.add(key)
@@ -364,7 +364,7 @@ class Timeline:
                     self._other_snap(handle, seen, hosts, others, put=False)
             for handle, seen in self.snapshots.get((source, new), ()) if new else ():
                 if seen.fact.kind is Kind.HOST:
-                    key = handle.ip_key if isinstance(handle, Pending) else self._entity(handle)
+                    key = handle.ip_key if isinstance(handle, Pending) else self.entity(handle)
                     if not isinstance(handle, Pending):
                         keep_latest(self.hosts[key].snap, seen)
                     hosts.add(key)
