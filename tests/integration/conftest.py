@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from qlumeter.pipeline.stack import ACCOUNT, REGION, Stack
+from qlumeter_cli.stack import ACCOUNT, REGION, Stack
 
 TEMPLATE = Path(__file__).parents[2] / "template.yaml"
 INVENTORY_BUCKET = f"qlumeter-local-inventory-{ACCOUNT}-{REGION}"

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from qlumeter.pipeline.dynamo import DynamoStore
-from qlumeter.pipeline.stack import Context
+from qlumeter_cli.stack import Context
 from tests.integration.conftest import Pipeline
 
 EVENTS = Path(__file__).parents[2] / "events"

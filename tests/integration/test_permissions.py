@@ -15,7 +15,7 @@ from typing import Any
 import botocore.client
 import pytest
 
-from qlumeter.pipeline.stack import load_template
+from qlumeter_cli.stack import load_template
 from tests.integration.conftest import TEMPLATE, Pipeline
 from tests.reliability.harness import agents, day, subscription
 from tests.support import write_file

@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 
 from qlumeter.config import parse_subscription
-from qlumeter.local import meter_folder
 from qlumeter.pipeline.dynamo import ObservationItem
+from qlumeter_cli.local import meter_folder
 from tests.integration.conftest import INVENTORY_BUCKET, Pipeline
 from tests.support import agents, write_file
 

@@ -29,9 +29,9 @@ from urllib3.exceptions import ProtocolError
 
 import qlumeter.pipeline.dynamo as dynamo_module
 from qlumeter.config import parse_subscription
-from qlumeter.local import meter_folder
 from qlumeter.pipeline.dynamo import FileItem, ObservationItem, UsageItem, unpack_rows
-from qlumeter.pipeline.stack import sqs_event
+from qlumeter_cli.local import meter_folder
+from qlumeter_cli.stack import sqs_event
 from tests.integration.conftest import INVENTORY_BUCKET, Pipeline
 from tests.support import agents, write_file
 

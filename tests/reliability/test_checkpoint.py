@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from qlumeter.config import parse_subscription
-from qlumeter.local import meter_folder
 from qlumeter.pipeline.dynamo import DynamoStore, FileItem
+from qlumeter_cli.local import meter_folder
 from tests.integration.conftest import Pipeline
 from tests.reliability.harness import (
     agents,

@@ -23,8 +23,8 @@ from qlumeter.pipeline import settings as settings_module
 from qlumeter.pipeline.dynamo import RECEIPTS, TABLES
 from qlumeter.pipeline.ingest import INVENTORY_PREFIX, QUARANTINE_PREFIX, REJECTS_PREFIX
 from qlumeter.pipeline.settings import TableSettings
-from qlumeter.pipeline.stack import load_template
 from qlumeter.pipeline.usage import CHECKPOINT_PREFIX
+from qlumeter_cli.stack import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

@@ -15,15 +15,16 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..catalog import PRODUCTS
-from ..config import Subscription
-from ..local import tenant_files
-from ..paths import PathError, parse_key
-from ..reader import Reject
-from ..summary import daily_rows
-from ..vocabulary import PRODUCT_CODES
-from .dynamo import DynamoStore
-from .ingest import INVENTORY_PREFIX, REJECTS_PREFIX
+from qlumeter.catalog import PRODUCTS
+from qlumeter.config import Subscription
+from qlumeter.paths import PathError, parse_key
+from qlumeter.pipeline.dynamo import DynamoStore
+from qlumeter.pipeline.ingest import INVENTORY_PREFIX, REJECTS_PREFIX
+from qlumeter.reader import Reject
+from qlumeter.summary import daily_rows
+from qlumeter.vocabulary import PRODUCT_CODES
+
+from .local import tenant_files
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -43,7 +44,7 @@ class Driver(Protocol):
 
 def default_template() -> Path:
     """``template.yaml`` of the checkout this package runs from."""
-    return Path(__file__).resolve().parents[4] / "template.yaml"
+    return Path(__file__).resolve().parents[2] / "template.yaml"
 
 
 def run_stack(

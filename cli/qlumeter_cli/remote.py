@@ -12,10 +12,11 @@ from typing import Any
 
 import boto3
 
-from ..config import Subscription
-from ..paths import parse_key
-from .dynamo import DynamoStore, bind
-from .ingest import INVENTORY_PREFIX, QUARANTINE_PREFIX
+from qlumeter.config import Subscription
+from qlumeter.paths import parse_key
+from qlumeter.pipeline.dynamo import DynamoStore, bind
+from qlumeter.pipeline.ingest import INVENTORY_PREFIX, QUARANTINE_PREFIX
+
 from .run import Progress, run_stack
 from .stack import Consumer
 
