@@ -10,7 +10,7 @@ from urllib.parse import unquote_plus
 
 from qlumeter.pipeline.dynamo import DynamoStore
 from qlumeter_cli.stack import Context
-from tests.integration.conftest import Pipeline
+from tests.support import Pipeline
 
 EVENTS = Path(__file__).parents[2] / "events"
 

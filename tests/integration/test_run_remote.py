@@ -15,8 +15,7 @@ import pytest
 from qlumeter_cli import remote
 from qlumeter_cli.main import main
 from qlumeter_cli.stack import REGION, Context
-from tests.integration.conftest import Pipeline
-from tests.integration.test_pipeline import SUBSCRIPTION, inventory
+from tests.support import SUBSCRIPTION, Pipeline, inventory
 
 
 def test_run_against_a_deployed_stack_equals_meter(

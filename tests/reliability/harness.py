@@ -32,8 +32,14 @@ from qlumeter.config import parse_subscription
 from qlumeter.pipeline.dynamo import FileItem, ObservationItem, UsageItem, unpack_rows
 from qlumeter_cli.local import meter_folder
 from qlumeter_cli.stack import sqs_event
-from tests.integration.conftest import INVENTORY_BUCKET, Pipeline
-from tests.support import agents, write_file
+from tests.support import (
+    INVENTORY_BUCKET,
+    Pipeline,
+    agents,
+    day,
+    pipeline_subscription,
+    write_file,
+)
 
 #: Figures of the whole run (printed by the conftest): faults injected, inputs tried...
 FIGURES: Counter[str] = Counter()
@@ -359,28 +365,11 @@ class Driver:
 
 # --- the scenario every fault test plays ------------------------------------------------
 
-START = date(2026, 1, 1)
-
-
-def day(n: int) -> date:
-    return START + timedelta(days=n)
-
 
 def subscription(tenant: str) -> dict[str, Any]:
-    return {
-        "subscription_id": tenant,
-        "start_date": "2026-01-01",
-        "entitlement_qlus": "900",
-        "alert_thresholds": ["0.5", "0.8", "1.0"],
-        "late_data_days": 3,
-        "sources": {"scanner": {"mode": "delta"}},
-        "products": {
-            "VMDR": {"ratio": "1.5"},
-            "CSAM": {"ratio": "1"},
-            "EDR": {"ratio": "2.85"},
-            "CSPM": {"ratio": "12"},
-        },
-    }
+    return pipeline_subscription(
+        tenant, entitlement_qlus="900", alert_thresholds=["0.5", "0.8", "1.0"], late_data_days=3
+    )
 
 
 def vms(count: int) -> list[dict[str, Any]]:

@@ -22,7 +22,6 @@ import pytest
 from qlumeter.config import parse_subscription
 from qlumeter.pipeline.dynamo import DynamoStore, FileItem
 from qlumeter_cli.local import meter_folder
-from tests.integration.conftest import Pipeline
 from tests.reliability.harness import (
     agents,
     day,
@@ -34,7 +33,7 @@ from tests.reliability.harness import (
     subscription,
     vms,
 )
-from tests.support import write_file
+from tests.support import Pipeline, write_file
 
 IP_ONLY = [
     {"asset_type": "host", "ip": f"10.0.0.{i}", "modules": "vmdr", "vuln_count": 0}

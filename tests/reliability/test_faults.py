@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Pipeline
 from tests.reliability.harness import (
     Driver,
     Faults,
@@ -35,6 +34,7 @@ from tests.reliability.harness import (
     outcome,
     play,
 )
+from tests.support import Pipeline
 
 TENANT = "acme"
 WRITES = ("BatchWriteItem", "PutItem", "UpdateItem", "DeleteItem")

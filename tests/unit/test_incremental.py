@@ -8,8 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qlumeter.metering import Meter, meter
-from tests.support import files_of, obs, subscription
-from tests.unit.test_properties import ALL, START, _fields, host_rows
+from tests.support import ALL, START, files_of, host_fields, host_rows, obs, subscription
 
 
 def _values(daily: dict) -> dict:
@@ -35,7 +34,7 @@ def test_checkpointed_days_equal_a_single_run(rows: list, split: int) -> None:
     state.compact()
     state = Meter.loads(state.dumps(), sub)
     later = [
-        obs(o.source, o.day, o.asset_type, line=o.line, **_fields(o))
+        obs(o.source, o.day, o.asset_type, line=o.line, **host_fields(o))
         for o in rows
         if o.day > first_part
     ]
