@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -624,10 +624,3 @@ def engine_numbers(root: Path, tenant: str, as_of: str) -> tuple[Any, ...]:
         parse_subscription(subscription(tenant)), root, date.fromisoformat(as_of)
     )
     return numbers(document["summary"])
-
-
-def iter_days(first: date, last: date) -> Iterator[date]:
-    d = first
-    while d <= last:
-        yield d
-        d += timedelta(days=1)

@@ -80,6 +80,3 @@ def test_the_built_layer_holds_the_engine_only(build: Path) -> None:
     for absent in ("qlumeter_cli", "moto"):
         assert not (layer / absent).exists(), f"{absent} is in the built layer"
     assert problems(layer / "qlumeter") == []
-    built = {p.relative_to(layer).as_posix() for p in (layer / "qlumeter").rglob("*.py")}
-    source = {p.relative_to(layer_source()).as_posix() for p in layer_source().rglob("*.py")}
-    assert built == source  # the build is of this checkout

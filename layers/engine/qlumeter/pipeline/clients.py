@@ -9,6 +9,7 @@ from typing import IO, Any, cast
 
 from botocore.exceptions import ClientError
 
+from ..publishing import EventType
 from .ports import PublishRejected
 from .ranges import Part
 
@@ -74,7 +75,7 @@ class SnsPublisher:
     def __init__(self, client: Any, topic_arn: str) -> None:
         self.client, self.topic_arn = client, topic_arn
 
-    def publish(self, message: dict[str, Any], event_type: str, subscription_id: str) -> None:
+    def publish(self, message: dict[str, Any], event_type: EventType, subscription_id: str) -> None:
         try:
             self.client.publish(
                 TopicArn=self.topic_arn,

@@ -15,6 +15,7 @@ from ..catalog import DayValue
 from ..config import Subscription
 from ..observation import Observation
 from ..paths import FileRef
+from ..publishing import EventType, UsageEvent
 from .ranges import Part
 
 
@@ -77,7 +78,7 @@ class Pending:
     """A message being published, recorded before the topic sees it and cleared once it is
     known to have gone out (the publish returned, or the ledger received it)."""
 
-    event: str
+    event: UsageEvent
     revision: int
     message: dict[str, Any]
     since: datetime | None  # when it was handed to the topic; None: the topic refused it
@@ -156,7 +157,9 @@ class Publisher(Protocol):
     """Publishes a message to the consumers; raises ``PublishRejected`` when the topic
     refused it (any other error leaves open whether it went out)."""
 
-    def publish(self, message: dict[str, Any], event_type: str, subscription_id: str) -> None: ...
+    def publish(
+        self, message: dict[str, Any], event_type: EventType, subscription_id: str
+    ) -> None: ...
 
 
 class MeterTrigger(Protocol):
