@@ -29,7 +29,15 @@ from urllib3.exceptions import ProtocolError
 
 import qlumeter.pipeline.dynamo as dynamo_module
 from qlumeter.config import parse_subscription
-from qlumeter.pipeline.dynamo import FileItem, ObservationItem, UsageItem, unpack_rows
+from qlumeter.pipeline.dynamo import (
+    DailyItem,
+    FileItem,
+    ObservationItem,
+    ReceiptItem,
+    StateItem,
+    SummaryItem,
+    unpack_rows,
+)
 from qlumeter_cli.local import meter_folder
 from qlumeter_cli.stack import sqs_event
 from tests.support import (
@@ -507,13 +515,13 @@ def snapshot(p: Pipeline, tenant: str) -> dict[str, Any]:
     daily = sorted(
         (code, item.sk, item.value, item.components)
         for code in subscription(tenant)["products"]
-        for item in UsageItem.query(f"{tenant}#{code}")
+        for item in DailyItem.query(f"{tenant}#{code}")
     )
-    records = list(UsageItem.query(f"{tenant}#SUMMARY"))
-    summaries = sorted((i.sk, int(i.revision or 0), i.digest, i.events) for i in records)
+    records = list(SummaryItem.query(f"{tenant}#SUMMARY"))
+    summaries = sorted((i.sk, int(i.revision), i.digest, i.events) for i in records)
     pending = sorted(item.sk for item in records if item.pending)
-    receipts = sorted(item.sk for item in UsageItem.query(f"{tenant}#SENT"))
-    state = json.loads(UsageItem.get(f"{tenant}#STATE", "state").state or "{}")
+    receipts = sorted(item.sk for item in ReceiptItem.query(f"{tenant}#SENT"))
+    state = json.loads(StateItem.get(f"{tenant}#STATE", "state").state)
     for name in [n for n in state if n.endswith("_at")]:
         state.pop(name)  # times of the runs
     state["heads"] = sorted(state.get("heads", {}))  # the days, not when they were saved

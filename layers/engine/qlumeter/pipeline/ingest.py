@@ -137,18 +137,18 @@ class Ingest:
         with self.objects.open(obj.bucket, obj.key, obj.version) as body:
             report, rejects_key, entities = self._store_rows(obj, ref, body, 0, "")
         manifest = Manifest(
-            ref,
-            obj.version_tag,
-            report.checksum,
-            report.rows,
-            report.accepted,
-            report.rejected,
-            report.status,
-            datetime.now(UTC),
-            report.reason,
-            report.warnings,
-            rejects_key,
-            obj.sequencer,
+            ref=ref,
+            version=obj.version_tag,
+            checksum=report.checksum,
+            rows=report.rows,
+            accepted=report.accepted,
+            rejected=report.rejected,
+            status=report.status,
+            ingested_at=datetime.now(UTC),
+            reason=report.reason,
+            warnings=report.warnings,
+            rejects_key=rejects_key,
+            sequencer=obj.sequencer,
             entities=entities,
         )
         self.store.put_manifest(manifest)
@@ -203,14 +203,14 @@ class Ingest:
             plan = plan_ranges(body, ref.fmt, self.part_bytes)
         self.store.put_manifest(
             Manifest(
-                ref,
-                obj.version_tag,
-                plan.checksum,
-                0,
-                0,
-                0,
-                "partial",
-                datetime.now(UTC),
+                ref=ref,
+                version=obj.version_tag,
+                checksum=plan.checksum,
+                rows=0,
+                accepted=0,
+                rejected=0,
+                status="partial",
+                ingested_at=datetime.now(UTC),
                 rejects_key=f"{REJECTS_PREFIX}{obj.key}.{obj.version_tag}.part-*.jsonl",
                 sequencer=obj.sequencer,
                 parts=len(plan.ranges),

@@ -25,6 +25,7 @@ from ..summary import build_summary
 from ..windows import ROLLING_DAYS, day_range, rolling_start
 from .ports import (
     Conflict,
+    Head,
     Manifest,
     Objects,
     Pending,
@@ -89,11 +90,11 @@ class MeterService:
         the checkpoint it was computed on, up to ``day``, arrived after it was saved (files
         the checkpoint reports as too late aside). Arrivals are compared ``margin`` early: a
         manifest can be read a little after the time it carries."""
-        entry = state.heads.get(day.isoformat())
-        if entry is None:
+        head = state.heads.get(day)
+        if head is None:
             return False
-        saved, base = datetime.fromisoformat(entry[0]) - self.margin, entry[1]
-        first = date.fromisoformat(base) + timedelta(days=1) if base else sub.start_date
+        saved = head.saved - self.margin
+        first = head.base + timedelta(days=1) if head.base else sub.start_date
         return not any(
             m.ingested_at > saved and not _too_late(state, m)
             for m in self.store.manifests(state.tenant, first, day)
@@ -138,7 +139,7 @@ class MeterService:
         due = keep_until >= sub.start_date and (
             state.checkpoint_day is None or state.checkpoint_day < keep_until
         )  # the checkpoint must move: replay from it, not from the head
-        head = max(map(date.fromisoformat, state.heads), default=None)  # the newest head
+        head = max(state.heads, default=None)  # the newest head
         usable = head and not due and (state.checkpoint_day or head) <= head <= as_of
         if head and usable and self._holds(sub, state, head):
             candidates.append((_head_key(state.tenant, head), head))
@@ -196,9 +197,9 @@ class MeterService:
         # a key per day: a run that fails after this write leaves the named head intact,
         # and the head of a day becomes the checkpoint late_data_days later (_promote)
         self.objects.put(self.state_bucket, _head_key(tenant, as_of), meter.dumps())
-        state.heads[as_of.isoformat()] = [started.isoformat(), base.isoformat() if base else ""]
+        state.heads[as_of] = Head(started, base)
         if state.checkpoint_day:
-            state.heads = {d: h for d, h in state.heads.items() if d > f"{state.checkpoint_day}"}
+            state.heads = {d: h for d, h in state.heads.items() if d > state.checkpoint_day}
         self.store.put_daily(tenant, new)
         result.days_replayed = len({d for days in new.values() for d in days})
         result.checkpoint_day = state.checkpoint_day
@@ -294,8 +295,7 @@ class MeterService:
         record as this run last read or wrote it: a concurrent run makes it fail
         (``Conflict``) before anything is published twice."""
         sending = Pending(event, record.revision, message, self.clock())
-        pending = replace(record, pending=sending)
-        self.store.put_published(tenant, pending, stored)
+        pending = self.store.put_published(tenant, replace(record, pending=sending), stored)
         try:
             self.publisher.publish(message, event, tenant)
         except PublishRejected:
@@ -303,7 +303,7 @@ class MeterService:
             self.store.put_published(tenant, refused, pending)
             raise
         sent = replace(record, events=sorted({*record.events, event}), pending=None)
-        self.store.put_published(tenant, sent, pending)
+        sent = self.store.put_published(tenant, sent, pending)
         result.published.append((event, record.as_of.isoformat(), record.revision))
         return sent
 
@@ -316,8 +316,7 @@ class MeterService:
         base = replace(record, pending=None)
         if (pending.event, pending.revision) in self.store.receipts(tenant, record.as_of):
             sent = replace(base, events=sorted({*record.events, pending.event}))
-            self.store.put_published(tenant, sent, record)
-            return sent
+            return self.store.put_published(tenant, sent, record)
         if pending.since is not None and self.clock() - pending.since < CONFIRM_AFTER:
             raise AwaitingReceipt(
                 f"{pending.event} of {record.as_of} (revision {pending.revision}) was "
