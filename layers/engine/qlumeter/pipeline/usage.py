@@ -86,19 +86,13 @@ class MeterService:
         self.state_bucket, self.clock, self.margin = state_bucket, clock, margin
 
     def _holds(self, sub: Subscription, state: TenantState, day: date) -> bool:
-        """Whether the head saved for ``day`` has every file it should: none for a day after
-        the checkpoint it was computed on, up to ``day``, arrived after it was saved (files
-        the checkpoint reports as too late aside). Arrivals are compared ``margin`` early: a
-        manifest can be read a little after the time it carries."""
+        """Whether the head saved for ``day`` holds (``holds``) against the manifests of the
+        days after the checkpoint it was computed on, up to ``day``."""
         head = state.heads.get(day)
         if head is None:
             return False
-        saved = head.saved - self.margin
         first = head.base + timedelta(days=1) if head.base else sub.start_date
-        return not any(
-            m.ingested_at > saved and not _too_late(state, m)
-            for m in self.store.manifests(state.tenant, first, day)
-        )
+        return holds(state, head, self.store.manifests(state.tenant, first, day), self.margin)
 
     def _promote(
         self, sub: Subscription, state: TenantState, keep_until: date, now: datetime
@@ -135,13 +129,8 @@ class MeterService:
         late_data_days``; otherwise the checkpoint, from which late files are replayed on
         their own days; with neither, the start."""
         candidates: list[tuple[str, date]] = []
-        keep_until = as_of - timedelta(days=sub.late_data_days)
-        due = keep_until >= sub.start_date and (
-            state.checkpoint_day is None or state.checkpoint_day < keep_until
-        )  # the checkpoint must move: replay from it, not from the head
-        head = max(state.heads, default=None)  # the newest head
-        usable = head and not due and (state.checkpoint_day or head) <= head <= as_of
-        if head and usable and self._holds(sub, state, head):
+        head = newest_head(state, as_of, as_of - timedelta(days=sub.late_data_days), sub.start_date)
+        if head and self._holds(sub, state, head):
             candidates.append((_head_key(state.tenant, head), head))
         if state.checkpoint_key and state.checkpoint_day:
             candidates.append((state.checkpoint_key, state.checkpoint_day))
@@ -323,6 +312,28 @@ class MeterService:
                 f"handed to the topic at {pending.since.isoformat()} and has no receipt yet"
             )
         return self._send(tenant, base, record, pending.event, pending.message, result)
+
+
+def newest_head(state: TenantState, as_of: date, keep_until: date, start: date) -> date | None:
+    """The head a run as of ``as_of`` may start from if it holds: the newest, when it lies
+    between the checkpoint and ``as_of`` and the checkpoint need not move to
+    ``keep_until`` (then the run replays from the checkpoint, not from the head)."""
+    due = keep_until >= start and (
+        state.checkpoint_day is None or state.checkpoint_day < keep_until
+    )  # the checkpoint must move
+    head = max(state.heads, default=None)  # the newest head
+    if head and not due and (state.checkpoint_day or head) <= head <= as_of:
+        return head
+    return None
+
+
+def holds(state: TenantState, head: Head, manifests: list[Manifest], margin: timedelta) -> bool:
+    """Whether a head has every file it should: none of ``manifests`` (of the days after the
+    checkpoint it was computed on, up to its day) arrived after it was saved (files the
+    checkpoint reports as too late aside). Arrivals are compared ``margin`` early: a
+    manifest can be read a little after the time it carries."""
+    saved = head.saved - margin
+    return not any(m.ingested_at > saved and not _too_late(state, m) for m in manifests)
 
 
 def _head_key(tenant: str, day: date) -> str:
