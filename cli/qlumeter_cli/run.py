@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from qlumeter.config import Subscription
 from qlumeter.metering import Meter, metering_as_of
@@ -28,13 +28,16 @@ from qlumeter.windows import day_range
 
 from .local import LocalInventory, tenant_files
 
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
 
 class Driver(Protocol):
     """A stack to run on: the local one (moto) or a deployed one."""
 
-    s3: Any
+    s3: S3Client
     inventory_bucket: str
 
     def put_subscription(self, subscription: dict[str, Any]) -> dict[str, Any]: ...

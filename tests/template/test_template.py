@@ -257,6 +257,17 @@ def test_functions_are_explicitly_sized(template: dict[str, Any]) -> None:
     assert ingest["Timeout"] == 900
 
 
+def test_sdk_retry_mode(template: dict[str, Any]) -> None:
+    """Standard retries for every function (Globals); adaptive for ingest, whose many
+    concurrent invocations meet throttling first."""
+    modes = {
+        name: environment(template, function).get("AWS_RETRY_MODE")
+        for name, function in functions(template).items()
+    }
+    assert global_function(template)["Environment"]["Variables"]["AWS_RETRY_MODE"] == "standard"
+    assert modes == {name: "standard" for name in FUNCTIONS} | {"IngestFunction": "adaptive"}
+
+
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_environment_sets_every_setting(template: dict[str, Any], name: str) -> None:
     function = functions(template)[name]
