@@ -19,11 +19,11 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check layers functions tests bench infra
+	$(BIN)/ruff format --check layers cli functions tests bench infra
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format layers functions tests bench infra
+	$(BIN)/ruff format layers cli functions tests bench infra
 	$(BIN)/ruff check --fix .
 
 demo: $(STAMP)

@@ -41,7 +41,7 @@ def meter_run(root: Path, as_of: str) -> tuple[float, float]:
     cmd = [
         sys.executable,
         "-m",
-        "qlumeter.cli",
+        "qlumeter_cli.main",
         "meter",
         "--quiet",
         "--subscription",

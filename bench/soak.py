@@ -246,7 +246,7 @@ def _start_worker(env: dict[str, str]) -> None:
 
 def ingest_worker(env: dict[str, str], deadline: float) -> WorkerStats:
 
-    from qlumeter.pipeline.stack import sqs_event
+    from qlumeter_cli.stack import sqs_event
 
     """Poll the ingest queue until it is empty (or the deadline), one message at a time."""
     _start_worker(env)
@@ -380,8 +380,8 @@ def _run(
     import boto3
 
     from qlumeter.config import parse_subscription
-    from qlumeter.local import meter_folder
     from qlumeter.pipeline.dynamo import DynamoStore, ObservationItem, unpack_rows
+    from qlumeter_cli.local import meter_folder
 
     store = DynamoStore()
     names = [f"soak{t:03d}" for t in range(tenants)]

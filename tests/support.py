@@ -1,4 +1,7 @@
-"""Builders shared by the tests: observations, subscriptions and inventory folders."""
+"""Builders shared by the suites: observations, subscriptions, inventory folders, and the
+stack of template.yaml on moto (``Pipeline``; the ``pipeline`` fixture is in conftest.py).
+
+Every suite imports what it shares from here, never from another suite's modules."""
 
 from __future__ import annotations
 
@@ -6,22 +9,30 @@ import csv
 import io
 import itertools
 import json
-from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from hypothesis import strategies as st
 
 from qlumeter.config import Subscription, parse_subscription
 from qlumeter.metering import Metering, meter
 from qlumeter.observation import Observation, classify
 from qlumeter.paths import FileRef, parse_key
+from qlumeter.vocabulary import PRODUCT_CODES
+from qlumeter_cli.stack import ACCOUNT, REGION, Stack
 
 TENANT = "acme"
+START = date(2026, 1, 1)
 _lines = itertools.count(2)
 
 
-def day(text: str | date) -> date:
-    return text if isinstance(text, date) else date.fromisoformat(text)
+def day(value: str | date | int) -> date:
+    """A day: ISO text, a date, or the number of days after ``START`` (0 is ``START``)."""
+    if isinstance(value, int):
+        return START + timedelta(days=value)
+    return value if isinstance(value, date) else date.fromisoformat(value)
 
 
 def obs(
@@ -148,3 +159,149 @@ def agents(count: int, first: int = 0) -> list[dict[str, Any]]:
         }
         for i in range(first, first + count)
     ]
+
+
+def pipeline_subscription(tenant: str = TENANT, **terms: Any) -> dict[str, Any]:
+    """The pipeline scenarios' subscription (four products, a delta scanner) as JSON."""
+    return {
+        "subscription_id": tenant,
+        "start_date": START.isoformat(),
+        "sources": {"scanner": {"mode": "delta"}},
+        "products": {
+            "VMDR": {"ratio": "1.5"},
+            "CSAM": {"ratio": "1"},
+            "EDR": {"ratio": "2.85"},
+            "CSPM": {"ratio": "12"},
+        },
+        **terms,
+    }
+
+
+#: acme's subscription in the integration scenario.
+SUBSCRIPTION = pipeline_subscription(entitlement_qlus="40", late_data_days=10)
+
+
+def inventory(root: Path, days: int = 17) -> None:
+    """Agents daily (growing), a weekly scanner (delta), CSPM on most days, one bad row."""
+    for n in range(days):
+        write_file(root, "cloud_agent", day(n), agents(3 + n // 4))
+        if n % 7 == 0:
+            scans = [
+                {"asset_type": "host", "fqdn": "h0.corp.example", "modules": "vmdr"},
+                {
+                    "asset_type": "host",
+                    "ip": f"10.0.0.{n + 1}",
+                    "modules": "vmdr",
+                    "vuln_count": 0,
+                    "open_port_count": 0,
+                },
+                {"asset_type": "host", "ip": "10.0.0.999", "modules": "vmdr"},
+            ]
+            write_file(root, "scanner", day(n), scans, fmt="jsonl")
+        if n % 5 != 4:
+            vms = [
+                {
+                    "asset_type": "virtual_machine",
+                    "cloud_provider": "aws",
+                    "cloud_resource_id": f"i-{i}",
+                }
+                for i in range(2 + n % 3)
+            ]
+            write_file(root, "cspm", day(n), vms, fmt="json")
+
+
+# --- generated host rows (hypothesis) -------------------------------------------------
+
+#: Every product, ratio 1.
+ALL = {code: {"ratio": "1"} for code in PRODUCT_CODES}
+HOST_SOURCES = ["cloud_agent", "scanner", "csp_connector", "cmdb", "easm", "third_party"]
+
+
+@st.composite
+def host_rows(draw: st.DrawFn) -> list:
+    """Host rows over 4 days whose identifiers overlap, so correlation has work to do."""
+    rows = []
+    for line in range(draw(st.integers(1, 25))):
+        source = draw(st.sampled_from(HOST_SOURCES))
+        ids = {}
+        if draw(st.booleans()):
+            ids["asset_id"] = f"as{draw(st.integers(0, 4))}"
+        if source == "cloud_agent" or draw(st.booleans()):
+            ids["agent_id"] = f"ag{draw(st.integers(0, 4))}"
+        if draw(st.booleans()):
+            ids["cloud_provider"], ids["cloud_resource_id"] = "aws", f"i{draw(st.integers(0, 3))}"
+        if draw(st.booleans()):
+            ids["fqdn"] = f"h{draw(st.integers(0, 4))}.corp.example"
+        ips = [f"10.0.0.{draw(st.integers(1, 5))}" for _ in range(draw(st.integers(0, 2)))]
+        if not ids and not ips:
+            ips = ["10.0.0.9"]
+        day = START + timedelta(days=draw(st.integers(0, 3)))
+        rows.append(
+            obs(
+                source,
+                day,
+                draw(st.sampled_from(["host", "virtual_machine"])),
+                name=f"f{draw(st.integers(0, 1))}",
+                line=line + 2,
+                ips=ips,
+                modules=draw(
+                    st.lists(st.sampled_from(["vmdr", "pc", "edr", "paf", "pm", "fim"]), max_size=3)
+                ),
+                status=draw(st.sampled_from(["active", "inactive", "terminated", "disabled"])),
+                vuln_count=draw(st.none() | st.integers(0, 2)),
+                open_port_count=draw(st.none() | st.integers(0, 2)),
+                observed_at=f"{day}T{draw(st.integers(0, 23)):02d}:00:00+00:00",
+                **ids,
+            )
+        )
+        rows[-1].path = f"tenant=acme/source={source}/date={day}/f{line % 2}.csv"
+    return rows
+
+
+def host_fields(o: object) -> dict:
+    """The fields of a host row ``host_rows`` sets, to build the same row again."""
+    keys = (
+        "asset_id",
+        "agent_id",
+        "cloud_provider",
+        "cloud_resource_id",
+        "fqdn",
+        "ips",
+        "modules",
+        "status",
+        "vuln_count",
+        "open_port_count",
+        "observed_at",
+    )
+    return {k: getattr(o, k) for k in keys}
+
+
+# --- the stack of template.yaml on moto ------------------------------------------------
+
+TEMPLATE = Path(__file__).parents[1] / "template.yaml"
+INVENTORY_BUCKET = f"qlumeter-local-inventory-{ACCOUNT}-{REGION}"
+ENV = {
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+}
+
+
+class RecordingTrigger:
+    """Stands in for the asynchronous invoke of the meter function."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str]] = []
+
+    def request(self, tenant: str, as_of: Any) -> None:
+        self.requests.append((tenant, str(as_of)))
+
+
+class Pipeline(Stack):
+    """The stack with the late-data trigger recorded instead of invoking a function."""
+
+    def __init__(self, setenv: Callable[[str, str], None]) -> None:
+        super().__init__(TEMPLATE, setenv, parameters={"LogLevel": "WARNING"})
+        self.trigger = RecordingTrigger()
+        self.ingest.service.trigger = self.trigger
+        assert self.inventory_bucket == INVENTORY_BUCKET

@@ -32,7 +32,7 @@ class AdminRequest(BaseModel):
 def handler(event: AdminRequest, context: LambdaContext) -> dict[str, Any]:
     if event.action == "get":
         if not event.subscription_id or not TENANT_ID_PATTERN.fullmatch(event.subscription_id):
-            return {"ok": False, "error": "subscription_id: required, [A-Za-z0-9_-]{1,64}"}
+            return {"ok": False, "error": f"subscription_id: required, {TENANT_ID_PATTERN.pattern}"}
         found = store.get_subscription(event.subscription_id)
         return {"ok": found is not None, "subscription": found.to_json_dict() if found else None}
     try:

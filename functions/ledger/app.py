@@ -5,7 +5,7 @@ message to the topic finds its receipt and does not publish it again."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import (
@@ -18,9 +18,10 @@ from aws_lambda_powertools.utilities.parser import BaseModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ConfigDict, Field
 
-from qlumeter.paths import TENANT_ID_PATTERN
+from qlumeter.config import TenantId
 from qlumeter.pipeline.dynamo import DynamoStore, bind
 from qlumeter.pipeline.settings import LedgerSettings
+from qlumeter.publishing import UsageEvent
 
 settings = LedgerSettings.from_env()
 bind(settings.tables())
@@ -35,9 +36,9 @@ class UsageMessage(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    subscription_id: str = Field(pattern=rf"^{TENANT_ID_PATTERN.pattern}$")
+    subscription_id: TenantId
     as_of: date
-    event_type: Literal["usage_summary", "interval_closed", "threshold_alert", "correction"]
+    event_type: UsageEvent
     revision: int = Field(ge=1)
 
 

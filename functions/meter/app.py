@@ -11,8 +11,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import BaseModel, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field
 
+from qlumeter.config import TenantId
 from qlumeter.pipeline.clients import S3Objects, SnsPublisher
 from qlumeter.pipeline.dynamo import DynamoStore, bind
 from qlumeter.pipeline.settings import MeterSettings
@@ -35,7 +35,7 @@ service = MeterService(
 class MeterRequest(BaseModel):
     """The schedule's input, or a late-data request from ingest."""
 
-    subscription_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    subscription_id: TenantId | None = None
     as_of: date | None = None
     scheduled_time: datetime | None = None
     reason: str = "schedule"

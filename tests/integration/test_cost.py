@@ -15,9 +15,7 @@ from typing import Any
 import botocore.client
 import pytest
 
-from tests.integration.conftest import Pipeline
-from tests.integration.test_pipeline import SUBSCRIPTION
-from tests.support import write_file
+from tests.support import SUBSCRIPTION, Pipeline, write_file
 
 
 def value_size(value: dict[str, Any]) -> int:

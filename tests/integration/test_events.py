@@ -9,8 +9,8 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from qlumeter.pipeline.dynamo import DynamoStore
-from qlumeter.pipeline.stack import Context
-from tests.integration.conftest import Pipeline
+from qlumeter_cli.stack import Context
+from tests.support import Pipeline
 
 EVENTS = Path(__file__).parents[2] / "events"
 

@@ -15,10 +15,8 @@ from typing import Any
 import botocore.client
 import pytest
 
-from qlumeter.pipeline.stack import load_template
-from tests.integration.conftest import TEMPLATE, Pipeline
-from tests.reliability.harness import agents, day, subscription
-from tests.support import write_file
+from qlumeter_cli.stack import load_template
+from tests.support import TEMPLATE, Pipeline, agents, day, pipeline_subscription, write_file
 
 #: The actions of the SAM policy templates the template uses (aws-sam-translator's
 #: policy_templates.json).
@@ -104,7 +102,11 @@ def test_every_dynamodb_call_is_granted_by_the_template(
     pipeline: Pipeline, tmp_path: Path, calls: dict[str, set[Any]]
 ) -> None:
     tenant = "acme"
-    assert pipeline.put_subscription(dict(subscription(tenant), late_data_days=2))["ok"]
+    assert pipeline.put_subscription(
+        pipeline_subscription(
+            tenant, entitlement_qlus="900", alert_thresholds=["0.5", "0.8", "1.0"], late_data_days=2
+        )
+    )["ok"]
     for n in range(5):
         write_file(tmp_path, "cloud_agent", day(n), agents(3 + n), tenant=tenant)
     pipeline.upload(tmp_path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,61 +10,21 @@ import jsonschema
 import pytest
 
 from qlumeter.config import parse_subscription
-from qlumeter.local import meter_folder
 from qlumeter.pipeline.dynamo import ObservationItem
-from tests.integration.conftest import INVENTORY_BUCKET, Pipeline
-from tests.support import agents, write_file
+from qlumeter_cli.local import meter_folder
+from tests.support import (
+    INVENTORY_BUCKET,
+    SUBSCRIPTION,
+    Pipeline,
+    agents,
+    day,
+    inventory,
+    write_file,
+)
 
 SCHEMA = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "usage-summary.v1.schema.json").read_text()
 )
-SUBSCRIPTION = {
-    "subscription_id": "acme",
-    "start_date": "2026-01-01",
-    "entitlement_qlus": "40",
-    "late_data_days": 10,
-    "sources": {"scanner": {"mode": "delta"}},
-    "products": {
-        "VMDR": {"ratio": "1.5"},
-        "CSAM": {"ratio": "1"},
-        "EDR": {"ratio": "2.85"},
-        "CSPM": {"ratio": "12"},
-    },
-}
-START = date(2026, 1, 1)
-
-
-def day(n: int) -> date:
-    return START + timedelta(days=n)
-
-
-def inventory(root: Path, days: int = 17) -> None:
-    """Agents daily (growing), a weekly scanner (delta), CSPM on most days, one bad row."""
-    for n in range(days):
-        write_file(root, "cloud_agent", day(n), agents(3 + n // 4))
-        if n % 7 == 0:
-            scans = [
-                {"asset_type": "host", "fqdn": "h0.corp.example", "modules": "vmdr"},
-                {
-                    "asset_type": "host",
-                    "ip": f"10.0.0.{n + 1}",
-                    "modules": "vmdr",
-                    "vuln_count": 0,
-                    "open_port_count": 0,
-                },
-                {"asset_type": "host", "ip": "10.0.0.999", "modules": "vmdr"},
-            ]
-            write_file(root, "scanner", day(n), scans, fmt="jsonl")
-        if n % 5 != 4:
-            vms = [
-                {
-                    "asset_type": "virtual_machine",
-                    "cloud_provider": "aws",
-                    "cloud_resource_id": f"i-{i}",
-                }
-                for i in range(2 + n % 3)
-            ]
-            write_file(root, "cspm", day(n), vms, fmt="json")
 
 
 def run_schedule(p: Pipeline, last: int) -> None:

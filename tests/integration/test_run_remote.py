@@ -1,20 +1,21 @@
-"""``qlumeter run --stack-name``: a deployed stack found by its outputs, driven remotely."""
+"""``qlumeter run --stack-name``: a deployed stack found by its outputs, driven remotely,
+with the runtime dependencies only (the embedded runner, which imports moto, is not loaded)."""
 
 from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from qlumeter.cli import main
-from qlumeter.pipeline import remote
-from qlumeter.pipeline.stack import REGION, Context
-from tests.integration.conftest import Pipeline
-from tests.integration.test_pipeline import SUBSCRIPTION, inventory
+from qlumeter_cli import remote
+from qlumeter_cli.main import main
+from qlumeter_cli.stack import REGION, Context
+from tests.support import SUBSCRIPTION, Pipeline, inventory
 
 
 def test_run_against_a_deployed_stack_equals_meter(
@@ -66,6 +67,7 @@ def test_run_against_a_deployed_stack_equals_meter(
         "--quiet",
     ]
     assert main(["meter", *common, "--out", str(tmp_path / "meter.json")]) == 0
+    monkeypatch.delitem(sys.modules, "qlumeter_cli.embedded", raising=False)
     assert (
         main(
             [
@@ -81,6 +83,7 @@ def test_run_against_a_deployed_stack_equals_meter(
         )
         == 0
     )
+    assert "qlumeter_cli.embedded" not in sys.modules
     metered = json.loads((tmp_path / "meter.json").read_text())
     ran = json.loads((tmp_path / "run.json").read_text())
     assert ran["summary"]["products"] == metered["summary"]["products"]

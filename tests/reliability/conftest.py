@@ -1,5 +1,5 @@
-"""The reliability suite: the integration suite's moto ``pipeline`` fixture, a time budget
-on every test, and the figures (faults injected, fuzz inputs tried) printed at the end."""
+"""The reliability suite: a time budget on every test, and the figures (faults injected,
+fuzz inputs tried) printed at the end. The moto ``pipeline`` fixture is tests/conftest.py's."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import pipeline  # noqa: F401
 from tests.reliability.harness import ACTIVE, FIGURES, OverBudget
 
 DEFAULT_BUDGET_SECONDS = 60

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,25 @@ from urllib3.exceptions import ProtocolError
 
 import qlumeter.pipeline.dynamo as dynamo_module
 from qlumeter.config import parse_subscription
-from qlumeter.local import meter_folder
-from qlumeter.pipeline.dynamo import FileItem, ObservationItem, UsageItem, unpack_rows
-from qlumeter.pipeline.stack import sqs_event
-from tests.integration.conftest import INVENTORY_BUCKET, Pipeline
-from tests.support import agents, write_file
+from qlumeter.pipeline.dynamo import (
+    DailyItem,
+    FileItem,
+    ObservationItem,
+    ReceiptItem,
+    StateItem,
+    SummaryItem,
+    unpack_rows,
+)
+from qlumeter_cli.local import meter_folder
+from qlumeter_cli.stack import sqs_event
+from tests.support import (
+    INVENTORY_BUCKET,
+    Pipeline,
+    agents,
+    day,
+    pipeline_subscription,
+    write_file,
+)
 
 #: Figures of the whole run (printed by the conftest): faults injected, inputs tried...
 FIGURES: Counter[str] = Counter()
@@ -359,28 +373,11 @@ class Driver:
 
 # --- the scenario every fault test plays ------------------------------------------------
 
-START = date(2026, 1, 1)
-
-
-def day(n: int) -> date:
-    return START + timedelta(days=n)
-
 
 def subscription(tenant: str) -> dict[str, Any]:
-    return {
-        "subscription_id": tenant,
-        "start_date": "2026-01-01",
-        "entitlement_qlus": "900",
-        "alert_thresholds": ["0.5", "0.8", "1.0"],
-        "late_data_days": 3,
-        "sources": {"scanner": {"mode": "delta"}},
-        "products": {
-            "VMDR": {"ratio": "1.5"},
-            "CSAM": {"ratio": "1"},
-            "EDR": {"ratio": "2.85"},
-            "CSPM": {"ratio": "12"},
-        },
-    }
+    return pipeline_subscription(
+        tenant, entitlement_qlus="900", alert_thresholds=["0.5", "0.8", "1.0"], late_data_days=3
+    )
 
 
 def vms(count: int) -> list[dict[str, Any]]:
@@ -518,13 +515,13 @@ def snapshot(p: Pipeline, tenant: str) -> dict[str, Any]:
     daily = sorted(
         (code, item.sk, item.value, item.components)
         for code in subscription(tenant)["products"]
-        for item in UsageItem.query(f"{tenant}#{code}")
+        for item in DailyItem.query(f"{tenant}#{code}")
     )
-    records = list(UsageItem.query(f"{tenant}#SUMMARY"))
-    summaries = sorted((i.sk, int(i.revision or 0), i.digest, i.events) for i in records)
+    records = list(SummaryItem.query(f"{tenant}#SUMMARY"))
+    summaries = sorted((i.sk, int(i.revision), i.digest, i.events) for i in records)
     pending = sorted(item.sk for item in records if item.pending)
-    receipts = sorted(item.sk for item in UsageItem.query(f"{tenant}#SENT"))
-    state = json.loads(UsageItem.get(f"{tenant}#STATE", "state").state or "{}")
+    receipts = sorted(item.sk for item in ReceiptItem.query(f"{tenant}#SENT"))
+    state = json.loads(StateItem.get(f"{tenant}#STATE", "state").state)
     for name in [n for n in state if n.endswith("_at")]:
         state.pop(name)  # times of the runs
     state["heads"] = sorted(state.get("heads", {}))  # the days, not when they were saved
@@ -635,10 +632,3 @@ def engine_numbers(root: Path, tenant: str, as_of: str) -> tuple[Any, ...]:
         parse_subscription(subscription(tenant)), root, date.fromisoformat(as_of)
     )
     return numbers(document["summary"])
-
-
-def iter_days(first: date, last: date) -> Iterator[date]:
-    d = first
-    while d <= last:
-        yield d
-        d += timedelta(days=1)

@@ -12,7 +12,7 @@ head.
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timedelta
+from datetime import timedelta
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,8 @@ from typing import Any
 import pytest
 
 from qlumeter.config import parse_subscription
-from qlumeter.local import meter_folder
 from qlumeter.pipeline.dynamo import DynamoStore, FileItem
-from tests.integration.conftest import Pipeline
+from qlumeter_cli.local import meter_folder
 from tests.reliability.harness import (
     agents,
     day,
@@ -34,7 +33,7 @@ from tests.reliability.harness import (
     subscription,
     vms,
 )
-from tests.support import write_file
+from tests.support import Pipeline, write_file
 
 IP_ONLY = [
     {"asset_type": "host", "ip": f"10.0.0.{i}", "modules": "vmdr", "vuln_count": 0}
@@ -134,7 +133,7 @@ def test_a_manifest_read_after_the_time_it_carries_is_not_missed(
         drop(pipeline, tmp_path, tenant, "cloud_agent", n, agents(3))
     for n in range(6):
         pipeline.meter(subscription_id=tenant, as_of=day(n).isoformat())
-    saved = datetime.fromisoformat(DynamoStore().get_state(tenant).heads[day(5).isoformat()][0])
+    saved = DynamoStore().get_state(tenant).heads[day(5)].saved
     drop(pipeline, tmp_path, tenant, "scanner", 4, IP_ONLY)
     (item,) = [i for i in FileItem.query(tenant) if "#scanner#" in i.file]
     item.update(actions=[FileItem.ingested_at.set(saved - timedelta(seconds=30))])
@@ -177,7 +176,7 @@ def test_a_file_that_misses_the_checkpoint_it_predates_is_reported_not_lost(
     service.store.rows = read_rows
     assert result["checkpoint_day"] == day(4).isoformat()
     state = DynamoStore().get_state(tenant)
-    started = datetime.fromisoformat(state.heads[day(6).isoformat()][0])
+    started = state.heads[day(6)].saved
     (item,) = [i for i in FileItem.query(tenant) if "#cspm#" in i.file]
     item.update(actions=[FileItem.ingested_at.set(started - timedelta(seconds=1))])
     pipeline.meter(subscription_id=tenant, as_of=day(7).isoformat())

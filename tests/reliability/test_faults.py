@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Pipeline
 from tests.reliability.harness import (
     Driver,
     Faults,
@@ -35,6 +34,7 @@ from tests.reliability.harness import (
     outcome,
     play,
 )
+from tests.support import Pipeline
 
 TENANT = "acme"
 WRITES = ("BatchWriteItem", "PutItem", "UpdateItem", "DeleteItem")
@@ -465,7 +465,7 @@ def test_a_summary_record_changed_since_it_was_read_is_not_overwritten(
     pipeline: Pipeline,
 ) -> None:
     """Beneath the lease, each write of a summary record expects the record as the run
-    last read or wrote it: absent, or with the same revision, events and pending message."""
+    last read or wrote it: absent, or at the version it had then (optimistic locking)."""
     from datetime import date
 
     from qlumeter.pipeline.dynamo import DynamoStore
@@ -473,17 +473,20 @@ def test_a_summary_record_changed_since_it_was_read_is_not_overwritten(
 
     store, day0 = DynamoStore(), date(2026, 1, 1)
     first = Published(day0, 1, "d1", [], Pending("usage_summary", 1, {"total_qlus": "7"}, None))
-    store.put_published(TENANT, first, None)
+    written = store.put_published(TENANT, first, None)
+    assert written.version == 1
     with pytest.raises(Conflict):
         store.put_published(TENANT, Published(day0, 1, "d2", []), None)  # not absent now
     sent = Published(day0, 1, "d1", ["usage_summary"])
     (stored,) = store.published(TENANT, day0, day0).values()
-    with pytest.raises(Conflict):  # expects no pending message: there is one
-        store.put_published(TENANT, sent, Published(day0, 1, "d1", []))
-    store.put_published(TENANT, sent, stored)  # as read back: the pending one
-    with pytest.raises(Conflict):  # revision 1 is stored, not 2
-        store.put_published(TENANT, Published(day0, 3, "d3", []), Published(day0, 2, "d1", []))
-    assert store.published(TENANT, day0, day0) == {day0: sent}
+    assert stored == written
+    with pytest.raises(Conflict):  # a record like it, but not as read: no version
+        store.put_published(TENANT, sent, Published(day0, 1, "d1", [], first.pending))
+    again = store.put_published(TENANT, sent, stored)  # as read back
+    with pytest.raises(Conflict):  # version 1 was read, 2 is stored
+        store.put_published(TENANT, Published(day0, 3, "d3", []), stored)
+    assert again.version == 2
+    assert store.published(TENANT, day0, day0) == {day0: again}
 
 
 def test_a_lease_ends_with_its_invocation_and_only_its_owner_releases_it(

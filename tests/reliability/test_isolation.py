@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from qlumeter.config import ConfigError, parse_subscription
 from qlumeter.paths import TENANT_ID_PATTERN, PathError, parse_key
 from qlumeter.pipeline.dynamo import FileItem, ObservationItem, SubscriptionItem
-from tests.integration.conftest import Pipeline
 from tests.reliability.harness import (
     FIGURES,
     AfterTimeout,
@@ -28,7 +27,7 @@ from tests.reliability.harness import (
     snapshot,
     subscription,
 )
-from tests.support import write_file
+from tests.support import Pipeline, write_file
 
 BAD_IDS = [
     "",

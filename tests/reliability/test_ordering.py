@@ -21,7 +21,6 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.conftest import Pipeline
 from tests.reliability.harness import (
     FIGURES,
     Driver,
@@ -37,7 +36,7 @@ from tests.reliability.harness import (
     subscription,
     vms,
 )
-from tests.support import write_file
+from tests.support import Pipeline, write_file
 
 LATE_DAYS = 2
 LAST_RUN = 7  # the schedule meters days 0..7: checkpoints are taken from heads 5 times

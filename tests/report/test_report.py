@@ -19,12 +19,12 @@ import pytest
 
 from qlumeter.catalog import PRODUCTS
 from qlumeter.config import Subscription, load_subscription
-from qlumeter.local import meter_folder
 from qlumeter.metering import Metering, usage_as_of
 from qlumeter.numbers import fmt4
-from qlumeter.report import MAX_REJECTS, intervals, read_series, render_html
-from qlumeter.sample import write_sample
 from qlumeter.summary import product_entry
+from qlumeter_cli.local import meter_folder
+from qlumeter_cli.report import MAX_REJECTS, intervals, read_series, render_html
+from qlumeter_cli.sample import write_sample
 from tests.support import subscription, write_file
 
 XSS = "<script>alert(1)</script>"

@@ -23,8 +23,9 @@ from qlumeter.pipeline import settings as settings_module
 from qlumeter.pipeline.dynamo import RECEIPTS, TABLES
 from qlumeter.pipeline.ingest import INVENTORY_PREFIX, QUARANTINE_PREFIX, REJECTS_PREFIX
 from qlumeter.pipeline.settings import TableSettings
-from qlumeter.pipeline.stack import load_template
 from qlumeter.pipeline.usage import CHECKPOINT_PREFIX
+from qlumeter.publishing import INGEST_FAILED, USAGE_EVENTS
+from qlumeter_cli.stack import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -254,6 +255,17 @@ def test_functions_are_explicitly_sized(template: dict[str, Any]) -> None:
     ingest = functions(template)["IngestFunction"]["Properties"]
     assert ingest["MemorySize"] >= 1769  # a full vCPU for streaming ~1M rows
     assert ingest["Timeout"] == 900
+
+
+def test_sdk_retry_mode(template: dict[str, Any]) -> None:
+    """Standard retries for every function (Globals); adaptive for ingest, whose many
+    concurrent invocations meet throttling first."""
+    modes = {
+        name: environment(template, function).get("AWS_RETRY_MODE")
+        for name, function in functions(template).items()
+    }
+    assert global_function(template)["Environment"]["Variables"]["AWS_RETRY_MODE"] == "standard"
+    assert modes == {name: "standard" for name in FUNCTIONS} | {"IngestFunction": "adaptive"}
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -565,23 +577,6 @@ def test_alert_email_subscription_is_optional(template: dict[str, Any]) -> None:
     assert template["Parameters"]["AlertEmail"]["Default"] == ""
 
 
-def usage_event_types() -> list[str]:
-    """The event types the ledger accepts: ``UsageMessage.event_type``'s Literal in
-    functions/ledger/app.py (parsed: importing the handler runs its cold-start code)."""
-    tree = ast.parse((ROOT / "functions/ledger/app.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name == "UsageMessage":
-            for field in node.body:
-                if (
-                    isinstance(field, ast.AnnAssign)
-                    and isinstance(field.target, ast.Name)
-                    and field.target.id == "event_type"
-                ):
-                    literal = ast.literal_eval(field.annotation.slice)  # type: ignore[attr-defined]
-                    return list(literal if isinstance(literal, tuple) else [literal])
-    raise AssertionError("functions/ledger/app.py has no UsageMessage.event_type")
-
-
 def test_ledger_subscription_delivers_the_usage_messages_raw(template: dict[str, Any]) -> None:
     (subscription,) = [
         s
@@ -597,10 +592,8 @@ def test_ledger_subscription_delivers_the_usage_messages_raw(template: dict[str,
     assert ref_target(p["Endpoint"]) == ledger_queue == "LedgerQueue"
     assert p["RawMessageDelivery"] is True  # the body is the published JSON (UsageMessage)
     assert p["FilterPolicyScope"] == "MessageAttributes"  # SnsPublisher's event_type attribute
-    events = usage_event_types()
-    assert events == ["usage_summary", "interval_closed", "threshold_alert", "correction"]
-    assert p["FilterPolicy"] == {"event_type": events}
-    assert "ingest_failed" not in events
+    assert p["FilterPolicy"] == {"event_type": list(USAGE_EVENTS)}  # what the ledger parses
+    assert INGEST_FAILED not in USAGE_EVENTS
     assert subscription["DependsOn"] == "LedgerQueuePolicy"
 
 

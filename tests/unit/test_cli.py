@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from qlumeter.cli import main
+from qlumeter_cli.main import main
 from tests.support import write_file
 
 SCHEMA = json.loads(

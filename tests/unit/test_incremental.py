@@ -19,10 +19,8 @@ from hypothesis import strategies as st
 from qlumeter.checkpoint import StateUnusable, state_format
 from qlumeter.metering import Meter, meter
 from qlumeter.observation import Observation
-from qlumeter.vocabulary import PRODUCT_CODES
-from tests.support import files_of, obs, subscription
+from tests.support import ALL, START, files_of, obs, subscription
 
-START = date(2026, 1, 1)
 DAYS = 18  # crosses the first 15-day interval
 HOSTS = ["cloud_agent", "scanner", "csp_connector", "cmdb", "easm", "third_party"]
 STATUSES = ["active", "active", "inactive", "disabled", "terminated", "deleted"]
@@ -174,9 +172,6 @@ def plays(draw: st.DrawFn) -> tuple[list[Observation], dict[str, Any]]:
     elif plan == 2:
         terms |= {"subscription_type": "consultant", "own_networks": ["10.0.0.0/30"]}
     return rows, terms
-
-
-ALL = {code: {"ratio": "1"} for code in PRODUCT_CODES}
 
 
 def _replay(meter_: Meter, rows: list[Observation], first: date, last: date) -> dict:

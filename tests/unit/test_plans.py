@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from qlumeter.cli import main
 from qlumeter.config import ConfigError, parse_subscription
-from qlumeter.local import meter_folder
-from qlumeter.report import render_html
 from qlumeter.summary import build_summary
+from qlumeter_cli.local import meter_folder
+from qlumeter_cli.main import main
+from qlumeter_cli.report import render_html
 from tests.support import obs, run, subscription, write_file
 
 D1, D2, D3 = "2026-01-01", "2026-01-02", "2026-01-03"

@@ -3,60 +3,14 @@
 from __future__ import annotations
 
 import random
-from datetime import date, timedelta
+from datetime import timedelta
 from fractions import Fraction
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qlumeter.vocabulary import PRODUCT_CODES
 from qlumeter.windows import avg90, peak15
-from tests.support import obs, run, subscription
-
-START = date(2026, 1, 1)
-ALL = {code: {"ratio": "1"} for code in PRODUCT_CODES}
-HOST_SOURCES = ["cloud_agent", "scanner", "csp_connector", "cmdb", "easm", "third_party"]
-
-
-@st.composite
-def host_rows(draw: st.DrawFn) -> list:
-    """Host rows over 4 days whose identifiers overlap, so correlation has work to do."""
-    rows = []
-    for line in range(draw(st.integers(1, 25))):
-        source = draw(st.sampled_from(HOST_SOURCES))
-        ids = {}
-        if draw(st.booleans()):
-            ids["asset_id"] = f"as{draw(st.integers(0, 4))}"
-        if source == "cloud_agent" or draw(st.booleans()):
-            ids["agent_id"] = f"ag{draw(st.integers(0, 4))}"
-        if draw(st.booleans()):
-            ids["cloud_provider"], ids["cloud_resource_id"] = "aws", f"i{draw(st.integers(0, 3))}"
-        if draw(st.booleans()):
-            ids["fqdn"] = f"h{draw(st.integers(0, 4))}.corp.example"
-        ips = [f"10.0.0.{draw(st.integers(1, 5))}" for _ in range(draw(st.integers(0, 2)))]
-        if not ids and not ips:
-            ips = ["10.0.0.9"]
-        day = START + timedelta(days=draw(st.integers(0, 3)))
-        rows.append(
-            obs(
-                source,
-                day,
-                draw(st.sampled_from(["host", "virtual_machine"])),
-                name=f"f{draw(st.integers(0, 1))}",
-                line=line + 2,
-                ips=ips,
-                modules=draw(
-                    st.lists(st.sampled_from(["vmdr", "pc", "edr", "paf", "pm", "fim"]), max_size=3)
-                ),
-                status=draw(st.sampled_from(["active", "inactive", "terminated", "disabled"])),
-                vuln_count=draw(st.none() | st.integers(0, 2)),
-                open_port_count=draw(st.none() | st.integers(0, 2)),
-                observed_at=f"{day}T{draw(st.integers(0, 23)):02d}:00:00+00:00",
-                **ids,
-            )
-        )
-        rows[-1].path = f"tenant=acme/source={source}/date={day}/f{line % 2}.csv"
-    return rows
+from tests.support import ALL, START, host_fields, host_rows, obs, run, subscription
 
 
 def every_series(rows: list, **sub: object) -> dict:
@@ -81,27 +35,10 @@ def test_numbers_do_not_depend_on_row_or_file_order(
 def test_feeding_the_same_file_twice_changes_nothing(rows: list) -> None:
     first = sorted({o.path for o in rows})[0]
     again = [o for o in rows if o.path == first]
-    twice = [obs(o.source, o.day, o.asset_type, line=o.line, **_fields(o)) for o in again]
+    twice = [obs(o.source, o.day, o.asset_type, line=o.line, **host_fields(o)) for o in again]
     for copy, original in zip(twice, again, strict=True):
         copy.path = original.path
     assert every_series(rows + twice) == every_series(rows)
-
-
-def _fields(o: object) -> dict:
-    keys = (
-        "asset_id",
-        "agent_id",
-        "cloud_provider",
-        "cloud_resource_id",
-        "fqdn",
-        "ips",
-        "modules",
-        "status",
-        "vuln_count",
-        "open_port_count",
-        "observed_at",
-    )
-    return {k: getattr(o, k) for k in keys}
 
 
 @given(st.fractions(min_value=0, max_value=10**6), st.integers(0, 200))

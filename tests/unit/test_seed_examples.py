@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from qlumeter.local import meter_folder
+from qlumeter_cli.local import meter_folder
 from tests.support import subscription, write_file
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "seed_examples.json"

@@ -28,8 +28,11 @@ from pydantic import (
     model_validator,
 )
 
+from .paths import TENANT_ID_PATTERN
 from .vocabulary import FED_HIGH_PRODUCTS, PRODUCT_CODES, SOURCES
 
+#: A subscription id wherever one is parsed (the subscription, the functions' events).
+TenantId = Annotated[str, Field(pattern=f"^{TENANT_ID_PATTERN.pattern}$")]
 SourceMode = Literal["snapshot", "delta"]
 Plan = Literal["enterprise", "express_lite", "express", "custom"]
 SubscriptionType = Literal["standard", "consultant"]
@@ -174,7 +177,7 @@ class Caps(_Model):
 class Subscription(_Model):
     """A tenant's subscription, validated; build it with ``parse_subscription``."""
 
-    subscription_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    subscription_id: TenantId
     start_date: IsoDate
     end_date: IsoDate | None = None
     fed_high: bool = False

@@ -105,7 +105,7 @@ def parse_key(path: str) -> FileRef:
             f"extra directories between date= and the file name: {'/'.join(parts[3:-1])}"
         )
     if not TENANT_ID_PATTERN.fullmatch(tenant):
-        raise PathError(f"invalid tenant id '{tenant}' (expected [A-Za-z0-9_-]{{1,64}})")
+        raise PathError(f"invalid tenant id '{tenant}' (expected {TENANT_ID_PATTERN.pattern})")
     if source not in SOURCES:
         raise PathError(f"unknown source '{source}'")
     if not _DATE.fullmatch(day_text):

@@ -1,4 +1,5 @@
-"""The v1 usage summary (spec section 8, ``usage-summary.v1.schema.json``)."""
+"""The v1 message (spec section 8, ``usage-summary.v1.schema.json``): the usage summary,
+and the message about a file that could not be used."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from .config import Subscription
 from .metering import Metering, ProductUsage
 from .numbers import fmt, fmt4, round_half_up
 from .plans import plan_alerts, plan_entry
+from .publishing import INGEST_FAILED, USAGE_SUMMARY, EventType
 
 SCHEMA_VERSION = "1"
 
@@ -84,7 +86,7 @@ def build_summary(
     metering: Metering,
     *,
     revision: int = 1,
-    event_type: str = "usage_summary",
+    event_type: EventType = USAGE_SUMMARY,
     generated_at: datetime | None = None,
     extra_alerts: Iterable[dict[str, Any]] = (),
 ) -> dict[str, Any]:
@@ -96,7 +98,7 @@ def build_summary(
         "subscription_id": sub.subscription_id,
         "as_of": metering.as_of.isoformat(),
         "revision": revision,
-        "generated_at": (generated_at or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
+        "generated_at": _timestamp(generated_at or datetime.now(UTC)),
         "products": [product_entry(sub, usage) for usage in metering.products],
         "total_qlus": fmt(total),
         "entitlement_qlus": fmt(sub.entitlement_qlus) if sub.entitlement_qlus is not None else None,
@@ -105,6 +107,38 @@ def build_summary(
         + list(extra_alerts),
         **plan_entry(sub, metering.plan),
     }
+
+
+def failure_message(
+    subscription_id: str,
+    as_of: date,
+    generated_at: datetime,
+    *,
+    key: str,
+    version: str | None,
+    reason: str,
+    quarantined_as: str,
+) -> dict[str, Any]:
+    """The ``ingest_failed`` message about a refused or unreadable file: it carries no usage
+    (no products, total 0), and names the object, why, and where it was quarantined."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "event_type": INGEST_FAILED,
+        "subscription_id": subscription_id,
+        "as_of": as_of.isoformat(),
+        "revision": 1,
+        "generated_at": _timestamp(generated_at),
+        "products": [],
+        "total_qlus": "0",
+        "key": key,
+        "version": version,
+        "reason": reason,
+        "quarantined_as": quarantined_as,
+    }
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def daily_rows(daily: Mapping[date, DayValue], covered: set[date] | None) -> list[dict[str, Any]]:

@@ -77,3 +77,8 @@ def sum90(series: Mapping[date, Fraction], active_from: date, as_of: date) -> Wi
     first = rolling_start(active_from, as_of)
     days = _days(first, as_of) if first <= as_of else []
     return WindowResult(first, as_of, sum((series.get(d, ZERO) for d in days), ZERO))
+
+
+def day_range(first: date, last: date) -> list[date]:
+    """Every day from ``first`` through ``last`` (none when ``last`` is earlier)."""
+    return _days(first, last)

@@ -5,12 +5,21 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import date
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
+from ..publishing import EventType
 from .ports import PublishRejected
 from .ranges import Part
+
+if TYPE_CHECKING:  # the stubs are a development dependency only
+    from types_boto3_lambda import LambdaClient
+    from types_boto3_s3 import S3Client
+    from types_boto3_s3.type_defs import CopySourceTypeDef, GetObjectRequestTypeDef
+    from types_boto3_sns import SNSClient
+    from types_boto3_sqs import SQSClient
+    from types_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 PART_KEY = "qlumeter_part"  # marks a part message on the ingest queue
 
@@ -18,45 +27,52 @@ PART_KEY = "qlumeter_part"  # marks a part message on the ingest queue
 class S3Objects:
     """``Objects`` on an injected boto3 S3 client."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: S3Client) -> None:
         self.client = client
 
     def open(self, bucket: str, key: str, version: str | None) -> IO[bytes]:
         """The object's body as a stream (never read whole into memory)."""
-        extra = {"VersionId": version} if version else {}
-        return cast(IO[bytes], self.client.get_object(Bucket=bucket, Key=key, **extra)["Body"])
+        request: GetObjectRequestTypeDef = {"Bucket": bucket, "Key": key}
+        if version:
+            request["VersionId"] = version
+        return cast(IO[bytes], self.client.get_object(**request)["Body"])
 
     def open_range(
         self, bucket: str, key: str, version: str | None, start: int, end: int
     ) -> IO[bytes]:
         """Bytes ``[start, end)`` of the object as a stream."""
-        extra = {"VersionId": version} if version else {}
-        response = self.client.get_object(
-            Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}", **extra
-        )
-        return cast(IO[bytes], response["Body"])
+        request: GetObjectRequestTypeDef = {
+            "Bucket": bucket,
+            "Key": key,
+            "Range": f"bytes={start}-{end - 1}",
+        }
+        if version:
+            request["VersionId"] = version
+        return cast(IO[bytes], self.client.get_object(**request)["Body"])
 
     def put(self, bucket: str, key: str, body: bytes | IO[bytes]) -> None:
         """Bytes, or a seekable stream (a spooled file) that botocore reads in chunks."""
         self.client.put_object(Bucket=bucket, Key=key, Body=body)
 
     def get(self, bucket: str, key: str) -> bytes:
-        return cast(bytes, self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
     def copy(self, bucket: str, key: str, version: str | None, target_key: str) -> None:
-        source = {"Bucket": bucket, "Key": key, **({"VersionId": version} if version else {})}
+        source: CopySourceTypeDef = {"Bucket": bucket, "Key": key}
+        if version:
+            source["VersionId"] = version
         self.client.copy_object(Bucket=bucket, Key=target_key, CopySource=source)
 
 
 class SqsParts:
     """``PartQueue`` on the ingest queue itself: each part is one message."""
 
-    def __init__(self, client: Any, queue_url: str) -> None:
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
         self.client, self.queue_url = client, queue_url
 
     def send(self, parts: list[Part]) -> None:
         for first in range(0, len(parts), 10):
-            entries = [
+            entries: list[SendMessageBatchRequestEntryTypeDef] = [
                 {"Id": str(part.index), "MessageBody": json.dumps({PART_KEY: asdict(part)})}
                 for part in parts[first : first + 10]
             ]
@@ -71,10 +87,10 @@ class SnsPublisher:
     botocore's retries: throttled, invalid) is a refusal; a server error, a timeout or a
     dropped connection is not (SNS may have taken the message) and propagates as it is."""
 
-    def __init__(self, client: Any, topic_arn: str) -> None:
+    def __init__(self, client: SNSClient, topic_arn: str) -> None:
         self.client, self.topic_arn = client, topic_arn
 
-    def publish(self, message: dict[str, Any], event_type: str, subscription_id: str) -> None:
+    def publish(self, message: dict[str, Any], event_type: EventType, subscription_id: str) -> None:
         try:
             self.client.publish(
                 TopicArn=self.topic_arn,
@@ -93,7 +109,7 @@ class SnsPublisher:
 class LambdaTrigger:
     """``MeterTrigger``: invokes the meter function asynchronously (it has a DLQ)."""
 
-    def __init__(self, client: Any, function_name: str) -> None:
+    def __init__(self, client: LambdaClient, function_name: str) -> None:
         self.client, self.function_name = client, function_name
 
     def request(self, tenant: str, as_of: date) -> None:

@@ -1,12 +1,24 @@
-"""The DynamoDB tables (PynamoDB models, here and nowhere else) behind ``Store``.
+"""The DynamoDB tables behind ``Store``: PynamoDB models, here and nowhere else.
 
-| table | keys | item |
+| table | keys | model |
 |---|---|---|
-| observations | ``pk`` = tenant#day#shard, ``sk`` = file#version#first line | rows packed < 1 KB |
-| files | ``tenant``, ``file`` = day#source#name | one manifest (current version) |
-| usage | ``pk`` = tenant#product / tenant#SUMMARY / tenant#STATE, ``sk`` = day | daily value, |
-|  |  | published summary, tenant state |
-| subscriptions | ``subscription_id`` | the validated subscription |
+| observations | pk = tenant#day#shard (8 shards), sk = file#version#first line | ObservationItem |
+| files | tenant, file = day#source#name | FileItem |
+| usage | pk = tenant#PRODUCT, sk = day | DailyItem |
+| usage | pk = tenant#SUMMARY, sk = as-of day | SummaryItem |
+| usage | pk = tenant#SENT, sk = as_of#event_type#revision | ReceiptItem |
+| usage | pk = tenant#STATE, sk = state | StateItem |
+| usage | pk = tenant#LEASE, sk = lease | LeaseItem |
+| subscriptions | subscription_id | SubscriptionItem |
+
+(docs/pipeline.md has the same rows, with what each item holds and how it is used.)
+
+The usage table holds five kinds of record, each a model of its own over the table's keys
+(``UsageRecord``): the kind is the partition key's suffix, which every read and write
+names, so a query returns one kind and no discriminator attribute is stored. Items keep
+the attribute names and text forms the previous release wrote (it needs no migration and
+reads back as it was); the summary record adds ``version``, PynamoDB's optimistic lock,
+which a record written before it lacks until its next write.
 """
 
 from __future__ import annotations
@@ -15,8 +27,8 @@ import json
 import random
 import time
 import zlib
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -27,8 +39,10 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
+    VersionAttribute,
 )
 from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 
 from ..catalog import DayValue
@@ -36,7 +50,7 @@ from ..codec import decode, encode
 from ..config import Subscription, parse_subscription
 from ..observation import Observation
 from ..paths import FileRef, parse_key
-from .ports import Conflict, Manifest, Pending, Published, TenantState
+from .ports import Conflict, Head, Manifest, Pending, Published, TenantState
 
 SHARDS = 8  # observation partitions per tenant and day: no single hot key
 RECEIPTS = "SENT"  # the ledger's receipts: pk <tenant>#SENT (the template lets it write only those)
@@ -60,6 +74,17 @@ def _pending(text: str | None) -> Pending | None:
 
 def _day(text: str) -> date:
     return date.fromisoformat(text)
+
+
+def _written(write: Callable[[], object]) -> bool:
+    """Make a conditional write: False when its condition failed (any other error raises)."""
+    try:
+        write()
+    except (PutError, UpdateError) as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
 
 
 class ObservationItem(Model):
@@ -96,20 +121,49 @@ class FileItem(Model):
     entities = NumberAttribute(default=0)
 
 
-class UsageItem(Model):
+class UsageRecord(Model):
+    """The usage table's keys; each kind of record below is a model over them."""
+
     class Meta:
         table_name = "usage"
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
-    value = UnicodeAttribute(null=True)
-    components = UnicodeAttribute(null=True)  # JSON object of fractions
-    revision = NumberAttribute(null=True)
-    digest = UnicodeAttribute(null=True)
-    events = UnicodeAttribute(null=True)  # JSON list
+
+
+class DailyItem(UsageRecord):
+    """``tenant#PRODUCT``, day: a product's daily value (exact fractions as text)."""
+
+    value = UnicodeAttribute()
+    components = UnicodeAttribute()  # JSON object of fractions
+
+
+class SummaryItem(UsageRecord):
+    """``tenant#SUMMARY``, as-of day: the summary last published for the day."""
+
+    revision = NumberAttribute()
+    digest = UnicodeAttribute()
+    events = UnicodeAttribute()  # JSON list: the events sent
     pending = UnicodeAttribute(null=True)  # JSON: the message being published
-    state = UnicodeAttribute(null=True)
-    lease_until = NumberAttribute(null=True)  # a run's lease on its tenant (epoch seconds)
+    version = VersionAttribute()  # every write expects the version it read
+
+
+class StateItem(UsageRecord):
+    """``tenant#STATE``, ``state``: where the tenant's metering stands (JSON)."""
+
+    state = UnicodeAttribute()
+
+
+class LeaseItem(UsageRecord):
+    """``tenant#LEASE``, ``lease``: the run that holds the tenant, until when."""
+
+    owner = UnicodeAttribute(attr_name="state")  # the previous release's attribute name
+    lease_until = NumberAttribute()  # epoch seconds
+
+
+class ReceiptItem(UsageRecord):
+    """``tenant#SENT``, ``as_of#event_type#revision``: the ledger received that message
+    (the template lets the ledger put only these keys)."""
 
 
 class SubscriptionItem(Model):
@@ -121,25 +175,34 @@ class SubscriptionItem(Model):
     updated_at = UTCDateTimeAttribute()
 
 
-#: The models by logical table name (the environment names the real tables).
+#: The model holding each table's keys, by logical table name (the environment names the
+#: real tables).
 TABLES: dict[str, type[Model]] = {
     "observations": ObservationItem,
     "files": FileItem,
-    "usage": UsageItem,
+    "usage": UsageRecord,
     "subscriptions": SubscriptionItem,
+}
+#: Every model, by the logical name of its table.
+MODELS: dict[str, tuple[type[Model], ...]] = {
+    "observations": (ObservationItem,),
+    "files": (FileItem,),
+    "usage": (UsageRecord, DailyItem, SummaryItem, StateItem, LeaseItem, ReceiptItem),
+    "subscriptions": (SubscriptionItem,),
 }
 
 
 def bind(names: dict[str, str], region: str | None = None, host: str | None = None) -> None:
     """Point each model at its table: ``names`` maps logical names to real ones; ``host``
     is another endpoint (an AWS-compatible service)."""
-    for logical, model in TABLES.items():
-        model.Meta.table_name = names[logical]
-        if region:
-            model.Meta.region = region
-        if host:
-            model.Meta.host = host
-        model._connection = None  # rebuilt with the new settings
+    for logical, models in MODELS.items():
+        for model in models:  # the usage models share their base's Meta
+            model.Meta.table_name = names[logical]
+            if region:
+                model.Meta.region = region
+            if host:
+                model.Meta.host = host
+            model._connection = None  # rebuilt with the new settings
 
 
 def shard_of(file_key: str, line: int) -> int:
@@ -260,8 +323,8 @@ class DynamoStore:
         """Add a part's counts once (atomically); True for the call that completes the file."""
         item = FileItem(ref.tenant, self._file_sk(ref))
         current = (FileItem.version == version) & (FileItem.status == "partial")
-        try:
-            item.update(
+        counted = _written(
+            lambda: item.update(
                 actions=[
                     FileItem.rows.add(rows),
                     FileItem.accepted.add(accepted),
@@ -272,24 +335,21 @@ class DynamoStore:
                 ],
                 condition=current & ~FileItem.parts_seen.contains(str(index)),
             )
-        except UpdateError as exc:  # counted already (a redelivery), or another version now
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
+        )
+        if not counted:  # counted already (a redelivery), or another version now
             item.refresh()
             if item.version != version or item.status != "partial":
                 return False
         if item.parts_done < item.parts:
             return False
-        try:  # readable from now on: a run that started before must see it as new
-            item.update(
+        # readable from now on: a run that started before must see it as new; False when
+        # another delivery completed it
+        return _written(
+            lambda: item.update(
                 actions=[FileItem.status.set("ok"), FileItem.ingested_at.set(datetime.now(UTC))],
                 condition=current,
             )
-        except UpdateError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            return False  # another delivery completed it
-        return True
+        )
 
     def fail_parts(self, ref: FileRef, version: str, reason: str) -> None:
         FileItem(ref.tenant, self._file_sk(ref)).update(
@@ -330,20 +390,20 @@ class DynamoStore:
     @staticmethod
     def _manifest(item: FileItem) -> Manifest:
         return Manifest(
-            parse_key(item.key),
-            item.version,
-            item.checksum,
-            int(item.rows),
-            int(item.accepted),
-            int(item.rejected),
-            item.status,
-            item.ingested_at,
-            item.reason,
-            json.loads(item.warnings or "[]"),
-            item.rejects_key,
-            item.sequencer,
-            int(item.parts or 1),
-            int(item.entities or 0),
+            ref=parse_key(item.key),
+            version=item.version,
+            checksum=item.checksum,
+            rows=int(item.rows),
+            accepted=int(item.accepted),
+            rejected=int(item.rejected),
+            status=item.status,
+            ingested_at=item.ingested_at,
+            reason=item.reason,
+            warnings=json.loads(item.warnings or "[]"),
+            rejects_key=item.rejects_key,
+            sequencer=item.sequencer,
+            parts=int(item.parts or 1),
+            entities=int(item.entities or 0),
         )
 
     def manifests(self, tenant: str, first: date, last: date) -> list[Manifest]:
@@ -365,7 +425,7 @@ class DynamoStore:
 
     def put_daily(self, tenant: str, daily: dict[str, dict[date, DayValue]]) -> None:
         items = (
-            UsageItem(
+            DailyItem(
                 f"{tenant}#{code}",
                 day.isoformat(),
                 value=str(value.value),
@@ -374,7 +434,7 @@ class DynamoStore:
             for code, days in daily.items()
             for day, value in days.items()
         )
-        write_batches(UsageItem, items)
+        write_batches(DailyItem, items)
 
     def daily(
         self, tenant: str, codes: Iterable[str], first: date, last: date
@@ -384,25 +444,30 @@ class DynamoStore:
             values = out.setdefault(code, {})
             if last < first:
                 continue
-            for item in UsageItem.query(
-                f"{tenant}#{code}", UsageItem.sk.between(f"{first}", f"{last}")
+            for item in DailyItem.query(
+                f"{tenant}#{code}", DailyItem.sk.between(f"{first}", f"{last}")
             ):
                 values[_day(item.sk)] = DayValue(
-                    Fraction(item.value or "0"),
-                    {k: Fraction(v) for k, v in json.loads(item.components or "{}").items()},
+                    Fraction(item.value),
+                    {k: Fraction(v) for k, v in json.loads(item.components).items()},
                 )
         return out
 
     def get_state(self, tenant: str) -> TenantState:
         try:
-            item = UsageItem.get(f"{tenant}#STATE", "state", consistent_read=True)
-        except UsageItem.DoesNotExist:
+            item = StateItem.get(f"{tenant}#STATE", "state", consistent_read=True)
+        except StateItem.DoesNotExist:
             return TenantState(tenant)
-        data = json.loads(item.state or "{}")
-        for name in ("checkpoint_day", "newest_metered"):
+        stored = json.loads(item.state)
+        data = {f.name: stored[f.name] for f in fields(TenantState) if f.name in stored}
+        for name in ("checkpoint_day", "newest_metered"):  # older releases kept other names
             data[name] = _day(data[name]) if data.get(name) else None
         at = data.get("checkpoint_at")
         data["checkpoint_at"] = datetime.fromisoformat(at) if at else None
+        data["heads"] = {
+            _day(day): Head(datetime.fromisoformat(saved), _day(base) if base else None)
+            for day, (saved, base) in data.get("heads", {}).items()
+        }
         return TenantState(tenant, **data)
 
     def put_state(self, state: TenantState) -> None:
@@ -411,36 +476,33 @@ class DynamoStore:
             for name, value in asdict(state).items()
             if name != "tenant"
         }
-        UsageItem(f"{state.tenant}#STATE", "state", state=json.dumps(data)).save()
+        data["heads"] = {  # [saved, base] pairs, as the previous release stored them
+            day.isoformat(): [head.saved.isoformat(), head.base.isoformat() if head.base else ""]
+            for day, head in state.heads.items()
+        }
+        StateItem(f"{state.tenant}#STATE", "state", state=json.dumps(data)).save()
 
     def published(self, tenant: str, first: date, last: date) -> dict[date, Published]:
         return {
             _day(item.sk): Published(
                 _day(item.sk),
-                int(item.revision or 1),
-                item.digest or "",
-                json.loads(item.events or "[]"),
+                int(item.revision),
+                item.digest,
+                json.loads(item.events),
                 _pending(item.pending),
+                item.version,
             )
-            for item in UsageItem.query(
+            for item in SummaryItem.query(
                 f"{tenant}#SUMMARY",
-                UsageItem.sk.between(f"{first}", f"{last}"),
+                SummaryItem.sk.between(f"{first}", f"{last}"),
                 consistent_read=True,
             )
         }
 
-    def put_published(self, tenant: str, record: Published, expected: Published | None) -> None:
-        if expected is None:
-            condition = UsageItem.pk.does_not_exist()
-        else:
-            condition = (UsageItem.revision == expected.revision) & (
-                UsageItem.events == json.dumps(expected.events)
-            )
-            if expected.pending:
-                condition &= UsageItem.pending == _pending_text(expected.pending)
-            else:
-                condition &= UsageItem.pending.does_not_exist()
-        item = UsageItem(
+    def put_published(
+        self, tenant: str, record: Published, expected: Published | None
+    ) -> Published:
+        item = SummaryItem(
             f"{tenant}#SUMMARY",
             record.as_of.isoformat(),
             revision=record.revision,
@@ -448,46 +510,45 @@ class DynamoStore:
             events=json.dumps(record.events),
             pending=_pending_text(record.pending) if record.pending else None,
         )
-        try:
-            item.save(condition=condition)
-        except PutError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            raise Conflict(f"{tenant} {record.as_of}: the summary record changed") from None
+        # The version attribute adds: the stored version is the expected one's (none: it
+        # has no version, as a record written before versions).
+        condition: Condition | None = None
+        if expected is None:
+            condition = SummaryItem.pk.does_not_exist()
+        elif expected.version is None:
+            condition = SummaryItem.pk.exists()
+        else:
+            item.version = expected.version
+        if not _written(lambda: item.save(condition=condition)):
+            raise Conflict(f"{tenant} {record.as_of}: the summary record changed")
+        return replace(record, version=item.version)
 
     def lease(self, tenant: str, owner: str, until: datetime, now: datetime) -> bool:
-        item = UsageItem(f"{tenant}#LEASE", "lease", state=owner, lease_until=until.timestamp())
+        item = LeaseItem(f"{tenant}#LEASE", "lease", owner=owner, lease_until=until.timestamp())
         free = (  # or already this owner's: a write retried after its answer was lost
-            UsageItem.pk.does_not_exist()
-            | (UsageItem.lease_until < now.timestamp())
-            | (UsageItem.state == owner)
+            LeaseItem.pk.does_not_exist()
+            | (LeaseItem.lease_until < now.timestamp())
+            | (LeaseItem.owner == owner)
         )
-        try:
-            item.save(condition=free)
-        except PutError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return _written(lambda: item.save(condition=free))
 
     def release(self, tenant: str, owner: str) -> None:
         """End the lease now if ``owner`` still holds it (an update: the meter's policy
-        grants PutItem and UpdateItem on the usage table, not DeleteItem)."""
-        try:
-            UsageItem(f"{tenant}#LEASE", "lease").update(
-                actions=[UsageItem.lease_until.set(0)], condition=UsageItem.state == owner
+        grants PutItem and UpdateItem on the usage table, not DeleteItem); a lease that
+        expired and was taken by another run meanwhile stays."""
+        _written(
+            lambda: LeaseItem(f"{tenant}#LEASE", "lease").update(
+                actions=[LeaseItem.lease_until.set(0)], condition=LeaseItem.owner == owner
             )
-        except UpdateError as exc:  # expired and taken by another run meanwhile
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
+        )
 
     def put_receipt(self, tenant: str, as_of: date, event: str, revision: int) -> None:
-        UsageItem(f"{tenant}#{RECEIPTS}", f"{as_of}#{event}#{revision}").save()
+        ReceiptItem(f"{tenant}#{RECEIPTS}", f"{as_of}#{event}#{revision}").save()
 
     def receipts(self, tenant: str, as_of: date) -> set[tuple[str, int]]:
         found = set()
-        query = UsageItem.query(
-            f"{tenant}#{RECEIPTS}", UsageItem.sk.startswith(f"{as_of}#"), consistent_read=True
+        query = ReceiptItem.query(
+            f"{tenant}#{RECEIPTS}", ReceiptItem.sk.startswith(f"{as_of}#"), consistent_read=True
         )
         for item in query:
             _, event, revision = item.sk.split("#")

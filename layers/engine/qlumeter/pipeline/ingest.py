@@ -11,12 +11,14 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from tempfile import SpooledTemporaryFile
-from typing import IO
+from typing import IO, Any
 from urllib.parse import unquote_plus
 
 from ..observation import Observation, ip_key
 from ..paths import FileRef, PathError, parse_key
+from ..publishing import INGEST_FAILED
 from ..reader import FileReport, UnreadableFile, iter_file
+from ..summary import failure_message
 from .ports import Manifest, MeterTrigger, Objects, PartQueue, Publisher, Store
 from .ranges import Part, line_offset, part_stream, plan_ranges, splittable
 
@@ -82,24 +84,19 @@ def _utf8(text: str) -> bool:
 
 def _failed_message(
     obj: ObjectVersion, tenant: str | None, reason: str, day: date | None
-) -> dict[str, object]:
-    """A v1 message about a refused or unreadable file: it carries no usage (no products,
-    total 0); ``as_of`` is the file's day, or today's when its path has none."""
+) -> dict[str, Any]:
+    """The v1 message about a refused or unreadable object: ``as_of`` is the file's day, or
+    today's when its path has none."""
     now = datetime.now(UTC)
-    return {
-        "schema_version": "1",
-        "event_type": "ingest_failed",
-        "subscription_id": tenant or "unknown",
-        "as_of": (day or now.date()).isoformat(),
-        "revision": 1,
-        "generated_at": now.isoformat().replace("+00:00", "Z"),
-        "products": [],
-        "total_qlus": "0",
-        "key": obj.key,
-        "version": obj.version,
-        "reason": reason,
-        "quarantined_as": QUARANTINE_PREFIX + obj.key,
-    }
+    return failure_message(
+        tenant or "unknown",
+        day or now.date(),
+        now,
+        key=obj.key,
+        version=obj.version,
+        reason=reason,
+        quarantined_as=QUARANTINE_PREFIX + obj.key,
+    )
 
 
 class Ingest:
@@ -124,7 +121,7 @@ class Ingest:
         if _utf8(obj.key):  # a key that is not UTF-8 cannot be copied: it stays where it is
             self.objects.copy(obj.bucket, obj.key, obj.version, QUARANTINE_PREFIX + obj.key)
         message = _failed_message(obj, tenant, reason, ref.day if ref else None)
-        self.publisher.publish(message, "ingest_failed", tenant or "unknown")
+        self.publisher.publish(message, INGEST_FAILED, tenant or "unknown")
         return IngestResult(obj.key, "refused", reason=reason, tenant=tenant)
 
     def ingest(self, obj: ObjectVersion) -> IngestResult:
@@ -140,18 +137,18 @@ class Ingest:
         with self.objects.open(obj.bucket, obj.key, obj.version) as body:
             report, rejects_key, entities = self._store_rows(obj, ref, body, 0, "")
         manifest = Manifest(
-            ref,
-            obj.version_tag,
-            report.checksum,
-            report.rows,
-            report.accepted,
-            report.rejected,
-            report.status,
-            datetime.now(UTC),
-            report.reason,
-            report.warnings,
-            rejects_key,
-            obj.sequencer,
+            ref=ref,
+            version=obj.version_tag,
+            checksum=report.checksum,
+            rows=report.rows,
+            accepted=report.accepted,
+            rejected=report.rejected,
+            status=report.status,
+            ingested_at=datetime.now(UTC),
+            reason=report.reason,
+            warnings=report.warnings,
+            rejects_key=rejects_key,
+            sequencer=obj.sequencer,
             entities=entities,
         )
         self.store.put_manifest(manifest)
@@ -206,14 +203,14 @@ class Ingest:
             plan = plan_ranges(body, ref.fmt, self.part_bytes)
         self.store.put_manifest(
             Manifest(
-                ref,
-                obj.version_tag,
-                plan.checksum,
-                0,
-                0,
-                0,
-                "partial",
-                datetime.now(UTC),
+                ref=ref,
+                version=obj.version_tag,
+                checksum=plan.checksum,
+                rows=0,
+                accepted=0,
+                rejected=0,
+                status="partial",
+                ingested_at=datetime.now(UTC),
                 rejects_key=f"{REJECTS_PREFIX}{obj.key}.{obj.version_tag}.part-*.jsonl",
                 sequencer=obj.sequencer,
                 parts=len(plan.ranges),

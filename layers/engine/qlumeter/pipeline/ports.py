@@ -15,10 +15,11 @@ from ..catalog import DayValue
 from ..config import Subscription
 from ..observation import Observation
 from ..paths import FileRef
+from ..publishing import EventType, UsageEvent
 from .ranges import Part
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Manifest:
     """One ingested object version: what it gave and whether it counts."""
 
@@ -45,6 +46,14 @@ class Manifest:
         return self.sequencer.rjust(width, "0") >= other.sequencer.rjust(width, "0")
 
 
+@dataclass(frozen=True)
+class Head:
+    """The meter state a run as of some day saved (its key names the day)."""
+
+    saved: datetime  # when: a file for its days arriving later may be missing from it
+    base: date | None  # the checkpoint day the run started from (None: the start)
+
+
 @dataclass
 class TenantState:
     """Where a tenant's metering stands."""
@@ -57,9 +66,8 @@ class TenantState:
     # yet folded in (read by the run that took the checkpoint)
     newest_metered: date | None = None
     thresholds: list[str] = field(default_factory=list)  # alert levels in force
-    # day -> [when its head (the meter state of a run as of that day) was saved, the
-    # checkpoint day the run started from ("": none)]; the newest is the head to start from
-    heads: dict[str, list[str]] = field(default_factory=dict)
+    # the heads of the recent days run; the newest is the head to start from
+    heads: dict[date, Head] = field(default_factory=dict)
     plan_levels: dict[str, str] = field(default_factory=dict)  # plan_cap levels in force
 
 
@@ -77,7 +85,7 @@ class Pending:
     """A message being published, recorded before the topic sees it and cleared once it is
     known to have gone out (the publish returned, or the ledger received it)."""
 
-    event: str
+    event: UsageEvent
     revision: int
     message: dict[str, Any]
     since: datetime | None  # when it was handed to the topic; None: the topic refused it
@@ -92,6 +100,7 @@ class Published:
     digest: str
     events: list[str] = field(default_factory=list)
     pending: Pending | None = None
+    version: int | None = None  # as stored (None: not yet, or written before versions)
 
 
 class Store(Protocol):
@@ -122,9 +131,11 @@ class Store(Protocol):
     def get_state(self, tenant: str) -> TenantState: ...
     def put_state(self, state: TenantState) -> None: ...
     def published(self, tenant: str, first: date, last: date) -> dict[date, Published]: ...
-    def put_published(self, tenant: str, record: Published, expected: Published | None) -> None:
-        """Write ``record`` if the stored one is still ``expected`` (None: there is none);
-        otherwise raise ``Conflict``."""
+    def put_published(
+        self, tenant: str, record: Published, expected: Published | None
+    ) -> Published:
+        """Write ``record`` if the stored one is still ``expected`` (None: there is none)
+        and return it as stored; otherwise raise ``Conflict``."""
 
     def lease(self, tenant: str, owner: str, until: datetime, now: datetime) -> bool:
         """Take the tenant for one run until ``until``, unless another run holds it."""
@@ -156,7 +167,9 @@ class Publisher(Protocol):
     """Publishes a message to the consumers; raises ``PublishRejected`` when the topic
     refused it (any other error leaves open whether it went out)."""
 
-    def publish(self, message: dict[str, Any], event_type: str, subscription_id: str) -> None: ...
+    def publish(
+        self, message: dict[str, Any], event_type: EventType, subscription_id: str
+    ) -> None: ...
 
 
 class MeterTrigger(Protocol):

@@ -8,23 +8,24 @@ older one is reported, not applied.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from ..catalog import DayValue
+from .. import publishing
 from ..config import Subscription
 from ..metering import Daily, Meter, effective_as_of, first_needed_day, metering_as_of
 from ..observation import Observation
 from ..paths import parse_key
+from ..publishing import UsageEvent
 from ..summary import build_summary
-from ..windows import interval_of
+from ..windows import ROLLING_DAYS, day_range, rolling_start
 from .ports import (
     Conflict,
+    Head,
     Manifest,
     Objects,
     Pending,
@@ -49,19 +50,6 @@ CONFIRM_AFTER = timedelta(minutes=2)
 class AwaitingReceipt(RuntimeError):
     """A message a failed run handed to the topic is not confirmed yet: the run is retried
     later rather than risk publishing it twice."""
-
-
-def _days(first: date, last: date) -> Iterator[date]:
-    day = first
-    while day <= last:
-        yield day
-        day += timedelta(days=1)
-
-
-def digest(summary: dict[str, Any]) -> str:
-    """The numbers of a summary (not its time, revision or event type)."""
-    numbers = {"products": summary["products"], "total_qlus": summary["total_qlus"]}
-    return hashlib.sha256(json.dumps(numbers, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass
@@ -98,19 +86,13 @@ class MeterService:
         self.state_bucket, self.clock, self.margin = state_bucket, clock, margin
 
     def _holds(self, sub: Subscription, state: TenantState, day: date) -> bool:
-        """Whether the head saved for ``day`` has every file it should: none for a day after
-        the checkpoint it was computed on, up to ``day``, arrived after it was saved (files
-        the checkpoint reports as too late aside). Arrivals are compared ``margin`` early: a
-        manifest can be read a little after the time it carries."""
-        entry = state.heads.get(day.isoformat())
-        if entry is None:
+        """Whether the head saved for ``day`` holds (``holds``) against the manifests of the
+        days after the checkpoint it was computed on, up to ``day``."""
+        head = state.heads.get(day)
+        if head is None:
             return False
-        saved, base = datetime.fromisoformat(entry[0]) - self.margin, entry[1]
-        first = date.fromisoformat(base) + timedelta(days=1) if base else sub.start_date
-        return not any(
-            m.ingested_at > saved and not _too_late(state, m)
-            for m in self.store.manifests(state.tenant, first, day)
-        )
+        first = head.base + timedelta(days=1) if head.base else sub.start_date
+        return holds(state, head, self.store.manifests(state.tenant, first, day), self.margin)
 
     def _promote(
         self, sub: Subscription, state: TenantState, keep_until: date, now: datetime
@@ -134,7 +116,7 @@ class MeterService:
         folded = {
             _file(m) for m in read if m.ref.day <= day and m.ingested_at > state.checkpoint_at
         }
-        oldest = day - timedelta(days=89)  # older files are no longer reported
+        oldest = day - timedelta(days=ROLLING_DAYS - 1)  # older files are no longer reported
         kept = {f for f in state.checkpoint_files if parse_key(f.rsplit("#", 1)[0]).day >= oldest}
         state.checkpoint_files = sorted(kept | folded)
 
@@ -147,13 +129,8 @@ class MeterService:
         late_data_days``; otherwise the checkpoint, from which late files are replayed on
         their own days; with neither, the start."""
         candidates: list[tuple[str, date]] = []
-        keep_until = as_of - timedelta(days=sub.late_data_days)
-        due = keep_until >= sub.start_date and (
-            state.checkpoint_day is None or state.checkpoint_day < keep_until
-        )  # the checkpoint must move: replay from it, not from the head
-        head = max(map(date.fromisoformat, state.heads), default=None)  # the newest head
-        usable = head and not due and (state.checkpoint_day or head) <= head <= as_of
-        if head and usable and self._holds(sub, state, head):
+        head = newest_head(state, as_of, as_of - timedelta(days=sub.late_data_days), sub.start_date)
+        if head and self._holds(sub, state, head):
             candidates.append((_head_key(state.tenant, head), head))
         if state.checkpoint_key and state.checkpoint_day:
             candidates.append((state.checkpoint_key, state.checkpoint_day))
@@ -192,7 +169,7 @@ class MeterService:
         manifests = [m for m in self.store.manifests(tenant, first_new, as_of) if m.status == "ok"]
         versions = {m.ref.key: m.version for m in manifests}
         rows: list[Observation] = []
-        for day in _days(first_new, as_of):
+        for day in day_range(first_new, as_of):
             rows.extend(self.store.rows(tenant, day, versions))
         meter.add([m.ref for m in manifests], rows)
         result.rows_replayed = len(rows)
@@ -209,9 +186,9 @@ class MeterService:
         # a key per day: a run that fails after this write leaves the named head intact,
         # and the head of a day becomes the checkpoint late_data_days later (_promote)
         self.objects.put(self.state_bucket, _head_key(tenant, as_of), meter.dumps())
-        state.heads[as_of.isoformat()] = [started.isoformat(), base.isoformat() if base else ""]
+        state.heads[as_of] = Head(started, base)
         if state.checkpoint_day:
-            state.heads = {d: h for d, h in state.heads.items() if d > f"{state.checkpoint_day}"}
+            state.heads = {d: h for d, h in state.heads.items() if d > state.checkpoint_day}
         self.store.put_daily(tenant, new)
         result.days_replayed = len({d for days in new.values() for d in days})
         result.checkpoint_day = state.checkpoint_day
@@ -220,24 +197,12 @@ class MeterService:
         self.store.put_state(state)
         return result
 
-    @staticmethod
-    def _crossed(state: TenantState, alerts: list[dict[str, Any]], newest: bool) -> bool:
-        """A threshold, a plan cap level newly reached (again after falling below), or an
-        own network scanned that day; the levels in force are kept for the next run."""
-        thresholds, plan = _levels(alerts)
-        crossed = bool(set(thresholds) - set(state.thresholds)) or any(
-            level > state.plan_levels.get(name, "") for name, level in plan.items()
-        )
-        if newest:
-            state.thresholds, state.plan_levels = thresholds, plan
-        return crossed or any(a["type"] == "own_network_scanned" for a in alerts)
-
     def _late_files(self, sub: Subscription, state: TenantState) -> list[dict[str, Any]]:
         """Files for days already folded into the checkpoint: kept, reported, not applied."""
         checkpoint = state.checkpoint_day
         if checkpoint is None:
             return []
-        window_start = max(sub.start_date, checkpoint - timedelta(days=89))
+        window_start = rolling_start(sub.start_date, checkpoint)
         return [
             {
                 "type": "late_file_ignored",
@@ -260,24 +225,19 @@ class MeterService:
         alerts: list[dict[str, Any]],
         result: RunResult,
     ) -> None:
+        """Summarize the days ``publishing`` names and send what it decides for each; the
+        levels in force (thresholds, plan caps) move with the newest day metered."""
         tenant = sub.subscription_id
-        published = self.store.published(
-            tenant, max(sub.start_date, as_of - timedelta(days=89)), as_of
-        )
+        published = self.store.published(tenant, rolling_start(sub.start_date, as_of), as_of)
         for day, record in sorted(published.items()):
             if record.pending:
                 published[day] = self._settle(tenant, record, result)
-        closing = {
-            interval_of(sub.start_date, day)[1]
-            for day in _days(max(sub.start_date, as_of - timedelta(days=89)), as_of)
-        }
-        days = {d for d in published if d >= first_new} | {as_of}
-        days |= {e for e in closing if e < as_of and "interval_closed" not in _events(published, e)}
+        days = publishing.days_to_summarize(sub.start_date, as_of, first_new, published)
         lowest = min(first_needed_day(sub, code, d) for d in days for code in sub.products)
         stored = self.store.daily(tenant, sub.products, lowest, first_new - timedelta(days=1))
         for code, values in new.items():
             stored.setdefault(code, {}).update(values)
-        for day in sorted(days):
+        for day in days:
             metering = metering_as_of(sub, day, stored, meter)
             summary = build_summary(
                 sub,
@@ -285,28 +245,28 @@ class MeterService:
                 generated_at=self.clock(),
                 extra_alerts=alerts if day == as_of else (),
             )
-            last = published.get(day)
-            numbers = digest(summary)
-            events: list[str] = []
-            if last is None and day == as_of:
-                events.append("usage_summary")
-            elif last is not None and last.digest != numbers:
-                events.append("correction")
-            if day in closing and day < as_of:
-                events.append("interval_closed")
+            crossed = False
             if day == as_of:
-                newest = as_of >= (state.newest_metered or as_of)
-                if self._crossed(state, summary["alerts"], newest):
-                    events.append("threshold_alert")
+                crossed = publishing.level_crossed(
+                    summary["alerts"], state.thresholds, state.plan_levels
+                )
+                if as_of >= (state.newest_metered or as_of):
+                    state.thresholds, state.plan_levels = publishing.levels(summary["alerts"])
                 result.total_qlus = summary["total_qlus"]
                 result.qlus = {p["product"]: p["qlus"] for p in summary["products"]}
-            revision = 1 if last is None else last.revision + (last.digest != numbers)
-            record = Published(day, revision, numbers, sorted(_events(published, day)))
+            last = published.get(day)
+            numbers = publishing.digest(summary)
+            out = publishing.outgoing(
+                last,
+                numbers,
+                as_of_day=day == as_of,
+                closes=publishing.closes_interval(sub.start_date, day, as_of),
+                crossed=crossed,
+            )
+            record = Published(day, out.revision, numbers, sorted(last.events if last else []))
             held = last  # the record as stored
-            for event in events:
-                if event in record.events and event not in ("correction", "usage_summary"):
-                    continue  # once per day: a rerun after a failure does not repeat it
-                summary.update(event_type=event, revision=revision)
+            for event in out.events:
+                summary.update(event_type=event, revision=out.revision)
                 record = held = self._send(tenant, record, held, event, dict(summary), result)
 
     def _send(
@@ -314,7 +274,7 @@ class MeterService:
         tenant: str,
         record: Published,
         stored: Published | None,
-        event: str,
+        event: UsageEvent,
         message: dict[str, Any],
         result: RunResult,
     ) -> Published:
@@ -324,8 +284,7 @@ class MeterService:
         record as this run last read or wrote it: a concurrent run makes it fail
         (``Conflict``) before anything is published twice."""
         sending = Pending(event, record.revision, message, self.clock())
-        pending = replace(record, pending=sending)
-        self.store.put_published(tenant, pending, stored)
+        pending = self.store.put_published(tenant, replace(record, pending=sending), stored)
         try:
             self.publisher.publish(message, event, tenant)
         except PublishRejected:
@@ -333,7 +292,7 @@ class MeterService:
             self.store.put_published(tenant, refused, pending)
             raise
         sent = replace(record, events=sorted({*record.events, event}), pending=None)
-        self.store.put_published(tenant, sent, pending)
+        sent = self.store.put_published(tenant, sent, pending)
         result.published.append((event, record.as_of.isoformat(), record.revision))
         return sent
 
@@ -346,14 +305,35 @@ class MeterService:
         base = replace(record, pending=None)
         if (pending.event, pending.revision) in self.store.receipts(tenant, record.as_of):
             sent = replace(base, events=sorted({*record.events, pending.event}))
-            self.store.put_published(tenant, sent, record)
-            return sent
+            return self.store.put_published(tenant, sent, record)
         if pending.since is not None and self.clock() - pending.since < CONFIRM_AFTER:
             raise AwaitingReceipt(
                 f"{pending.event} of {record.as_of} (revision {pending.revision}) was "
                 f"handed to the topic at {pending.since.isoformat()} and has no receipt yet"
             )
         return self._send(tenant, base, record, pending.event, pending.message, result)
+
+
+def newest_head(state: TenantState, as_of: date, keep_until: date, start: date) -> date | None:
+    """The head a run as of ``as_of`` may start from if it holds: the newest, when it lies
+    between the checkpoint and ``as_of`` and the checkpoint need not move to
+    ``keep_until`` (then the run replays from the checkpoint, not from the head)."""
+    due = keep_until >= start and (
+        state.checkpoint_day is None or state.checkpoint_day < keep_until
+    )  # the checkpoint must move
+    head = max(state.heads, default=None)  # the newest head
+    if head and not due and (state.checkpoint_day or head) <= head <= as_of:
+        return head
+    return None
+
+
+def holds(state: TenantState, head: Head, manifests: list[Manifest], margin: timedelta) -> bool:
+    """Whether a head has every file it should: none of ``manifests`` (of the days after the
+    checkpoint it was computed on, up to its day) arrived after it was saved (files the
+    checkpoint reports as too late aside). Arrivals are compared ``margin`` early: a
+    manifest can be read a little after the time it carries."""
+    saved = head.saved - margin
+    return not any(m.ingested_at > saved and not _too_late(state, m) for m in manifests)
 
 
 def _head_key(tenant: str, day: date) -> str:
@@ -376,26 +356,6 @@ def _too_late(state: TenantState, manifest: Manifest) -> bool:
     )
 
 
-def _levels(alerts: list[dict[str, Any]]) -> tuple[list[str], dict[str, str]]:
-    """The entitlement thresholds and the plan_cap levels an alert list shows."""
-    thresholds = [a["threshold"] for a in alerts if a["type"] == "threshold"]
-    plan = {a["measure"]: a["level"] for a in alerts if a["type"] == "plan_cap"}
-    return thresholds, plan
-
-
-def _events(published: dict[date, Published], day: date) -> list[str]:
-    record = published.get(day)
-    return record.events if record else []
-
-
 def _merge(into: Daily, more: Daily) -> None:
     for code, values in more.items():
         into.setdefault(code, {}).update(values)
-
-
-def day_value_text(value: DayValue) -> dict[str, Any]:
-    """A daily value as stored: exact fractions as text."""
-    return {
-        "value": str(value.value),
-        "components": {k: str(v) for k, v in value.components.items()},
-    }

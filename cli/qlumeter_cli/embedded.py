@@ -12,7 +12,8 @@ from typing import Any
 
 from moto import mock_aws
 
-from ..config import Subscription
+from qlumeter.config import Subscription
+
 from .run import Progress, default_template, run_stack
 from .stack import REGION, Stack
 

@@ -19,12 +19,12 @@ from html import escape
 from math import ceil
 from typing import Any
 
-from .catalog import PRODUCTS
-from .config import Subscription
-from .metering import ProductUsage
-from .numbers import fmt, fmt4, round_half_up
-from .summary import qlus, show_utilization
-from .windows import avg90, interval_of, peak15, sum90
+from qlumeter.catalog import PRODUCTS
+from qlumeter.config import Subscription
+from qlumeter.metering import ProductUsage
+from qlumeter.numbers import fmt, fmt4, round_half_up
+from qlumeter.summary import qlus, show_utilization
+from qlumeter.windows import avg90, interval_of, peak15, sum90
 
 MAX_REJECTS = 500
 

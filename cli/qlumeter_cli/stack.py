@@ -19,12 +19,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 import yaml
 
-REGION = "eu-west-1"
+if TYPE_CHECKING:
+    from types_boto3_s3.type_defs import QueueConfigurationTypeDef
+    from types_boto3_sqs import SQSClient
+    from types_boto3_sqs.type_defs import MessageTypeDef
+
+REGION: Final = "eu-west-1"
 ACCOUNT = "123456789012"
 STAGE = "local"
 _CREATED = ("AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::SQS::Queue", "AWS::SNS::Topic")
@@ -71,7 +76,7 @@ class Context:
         return 900_000
 
 
-def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+def sqs_event(messages: list[MessageTypeDef], queue_arn: str) -> dict[str, Any]:
     """The event Lambda's SQS poller builds from received messages."""
     return {
         "Records": [
@@ -99,12 +104,12 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
 class Consumer:
     """Reads what the topic delivered to a subscribed queue (``consumer_url``)."""
 
-    sqs: Any
+    sqs: SQSClient
     consumer_url: str
 
-    def receive(self, url: str) -> list[dict[str, Any]]:
+    def receive(self, url: str) -> list[MessageTypeDef]:
         """Every message waiting in a queue (deleted as received)."""
-        messages: list[dict[str, Any]] = []
+        messages: list[MessageTypeDef] = []
         while batch := self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
             "Messages", []
         ):
@@ -248,7 +253,7 @@ class Stack(Consumer):
         queues = properties.get("NotificationConfiguration", {}).get("QueueConfigurations", [])
         if not queues:
             return
-        config = [
+        config: list[QueueConfigurationTypeDef] = [
             {
                 "QueueArn": self.resolve(q["Queue"]),
                 "Events": [q["Event"]],
@@ -331,7 +336,7 @@ class Stack(Consumer):
                 keys.append(key)
         return keys
 
-    def deliver(self, messages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def deliver(self, messages: list[MessageTypeDef] | None = None) -> dict[str, Any]:
         """Hand the queue's messages (or the given ones) to the ingest handler."""
         messages = self.receive(self.queue_url) if messages is None else messages
         if not messages:

@@ -12,10 +12,11 @@ from typing import Any
 
 import boto3
 
-from ..config import Subscription
-from ..paths import parse_key
-from .dynamo import DynamoStore, bind
-from .ingest import INVENTORY_PREFIX, QUARANTINE_PREFIX
+from qlumeter.config import Subscription
+from qlumeter.paths import parse_key
+from qlumeter.pipeline.dynamo import DynamoStore, bind
+from qlumeter.pipeline.ingest import INVENTORY_PREFIX, QUARANTINE_PREFIX
+
 from .run import Progress, run_stack
 from .stack import Consumer
 
@@ -27,14 +28,16 @@ INGEST_TIMEOUT = 1800.0  # a large file may take several 15-minute parts
 class RemoteStack(Consumer):
     """The deployed functions, reached through their bucket, tables, topic and APIs."""
 
-    def __init__(self, session: Any, stack_name: str, endpoint_url: str | None = None) -> None:
-        def client(service: str) -> Any:
-            return session.client(service, endpoint_url=endpoint_url)
-
-        stacks = client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+    def __init__(
+        self, session: boto3.Session, stack_name: str, endpoint_url: str | None = None
+    ) -> None:
+        cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
+        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
         self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-        self.s3, self.sqs, self.sns = client("s3"), client("sqs"), client("sns")
-        self.lambda_ = client("lambda")
+        self.s3 = session.client("s3", endpoint_url=endpoint_url)
+        self.sqs = session.client("sqs", endpoint_url=endpoint_url)
+        self.sns = session.client("sns", endpoint_url=endpoint_url)
+        self.lambda_ = session.client("lambda", endpoint_url=endpoint_url)
         self.inventory_bucket = self.outputs["InventoryBucketName"]
         self.topic_arn = self.outputs["TopicArn"]
         bind(

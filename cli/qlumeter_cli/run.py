@@ -10,20 +10,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..catalog import PRODUCTS
-from ..config import Subscription
-from ..local import tenant_files
-from ..paths import PathError, parse_key
-from ..reader import Reject
-from ..summary import daily_rows
-from ..vocabulary import PRODUCT_CODES
-from .dynamo import DynamoStore
-from .ingest import INVENTORY_PREFIX, REJECTS_PREFIX
+from qlumeter.config import Subscription
+from qlumeter.metering import Meter, metering_as_of
+from qlumeter.paths import PathError, parse_key
+from qlumeter.pipeline.dynamo import DynamoStore
+from qlumeter.pipeline.ingest import INVENTORY_PREFIX, REJECTS_PREFIX
+from qlumeter.pipeline.ports import Manifest
+from qlumeter.publishing import CORRECTION, INGEST_FAILED, THRESHOLD_ALERT, USAGE_SUMMARY
+from qlumeter.reader import FileReport, Reject
+from qlumeter.summary import daily_table
+from qlumeter.vocabulary import PRODUCT_CODES
+from qlumeter.windows import day_range
+
+from .local import LocalInventory, tenant_files
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -31,7 +37,7 @@ Progress = Callable[[str, int, int], None]  # (what, done, total)
 class Driver(Protocol):
     """A stack to run on: the local one (moto) or a deployed one."""
 
-    s3: Any
+    s3: S3Client
     inventory_bucket: str
 
     def put_subscription(self, subscription: dict[str, Any]) -> dict[str, Any]: ...
@@ -43,7 +49,7 @@ class Driver(Protocol):
 
 def default_template() -> Path:
     """``template.yaml`` of the checkout this package runs from."""
-    return Path(__file__).resolve().parents[4] / "template.yaml"
+    return Path(__file__).resolve().parents[2] / "template.yaml"
 
 
 def run_stack(
@@ -66,7 +72,7 @@ def run_stack(
     for delivered, _ in enumerate(stack.drain(), 1):  # parts of large files come back
         report("ingested", delivered, max(delivered, len(files)))
     messages: list[dict[str, Any]] = []
-    days = [sub.start_date + timedelta(days=n) for n in range((as_of - sub.start_date).days + 1)]
+    days = day_range(sub.start_date, as_of)
     for done, day in enumerate(days, 1):
         stack.meter(scheduled_time=f"{day + timedelta(days=1)}T02:30:00Z")
         messages.extend(stack.published())
@@ -75,75 +81,49 @@ def run_stack(
             pass
     for message in messages:
         message.pop("_attributes", None)
+    manifests = DynamoStore().manifests(sub.subscription_id, sub.start_date, as_of)
     return {
         "summary": latest_summary(messages, as_of),
-        "daily": stored_daily(sub, as_of),
-        "ingest": stored_ingest(stack, sub, as_of, messages),
+        "daily": stored_daily(sub, as_of, manifests),
+        "ingest": stored_ingest(stack, sub, manifests, messages).ingest_json(),
         "messages": messages,
     }
 
 
 def latest_summary(messages: list[dict[str, Any]], as_of: date) -> dict[str, Any]:
     """The newest revision published for the as-of day."""
-    kinds = ("usage_summary", "correction", "threshold_alert")
+    kinds = (USAGE_SUMMARY, CORRECTION, THRESHOLD_ALERT)
     return max(
         (m for m in messages if m.get("as_of") == as_of.isoformat() and m["event_type"] in kinds),
         key=lambda m: m["revision"],
     )
 
 
-def stored_daily(sub: Subscription, as_of: date) -> dict[str, list[dict[str, Any]]]:
-    """The daily values the meter stored, shown as ``qlumeter meter`` shows them."""
-    store = DynamoStore()
+def stored_daily(
+    sub: Subscription, as_of: date, manifests: list[Manifest]
+) -> dict[str, list[dict[str, Any]]]:
+    """The daily values the meter stored, in the engine's daily table (``qlumeter meter``'s),
+    avg90 coverage counted by the engine from the readable files."""
     codes = [c for c in PRODUCT_CODES if c in sub.products]
-    covered: dict[str, set[date]] = {}
-    for m in store.manifests(sub.subscription_id, sub.start_date, as_of):
-        if m.status == "ok":
-            covered.setdefault(m.ref.source, set()).add(m.ref.day)
-    return {
-        code: daily_rows(
-            days,
-            covered.get(PRODUCTS[code].coverage or "", set())
-            if PRODUCTS[code].window == "avg90"
-            else None,
-        )
-        for code, days in store.daily(sub.subscription_id, codes, sub.start_date, as_of).items()
-    }
+    daily = DynamoStore().daily(sub.subscription_id, codes, sub.start_date, as_of)
+    files = Meter(sub)
+    files.add([m.ref for m in manifests if m.status == "ok"], [])
+    return daily_table(metering_as_of(sub, as_of, daily, files))
 
 
 def stored_ingest(
-    stack: Driver, sub: Subscription, as_of: date, messages: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """Manifests, refused objects and rejected rows, as ``qlumeter meter`` reports them."""
-    store = DynamoStore()
-    manifests = store.manifests(sub.subscription_id, sub.start_date, as_of)
-    files = [
-        {
-            "path": m.ref.key,
-            "status": m.status,
-            "rows": m.rows,
-            "accepted": m.accepted,
-            "rejected": m.rejected,
-            "reason": m.reason,
-        }
-        for m in manifests
+    stack: Driver, sub: Subscription, manifests: list[Manifest], messages: list[dict[str, Any]]
+) -> LocalInventory:
+    """The manifests, refused objects and rejected rows as ``qlumeter meter``'s ingest."""
+    reports = [
+        FileReport(m.ref.key, m.status, m.rows, m.accepted, m.rejected, m.reason) for m in manifests
     ]
-    known = {f["path"] for f in files}
+    known = {r.path for r in reports}
     for m in messages:
-        if m["event_type"] == "ingest_failed":
-            path = m["key"].removeprefix(INVENTORY_PREFIX)
-            if path not in known:
-                files.append(
-                    {
-                        "path": path,
-                        "status": "unreadable",
-                        "rows": 0,
-                        "accepted": 0,
-                        "rejected": 0,
-                        "reason": m["reason"],
-                    }
-                )
-    rejects: list[dict[str, Any]] = []
+        path = m["key"].removeprefix(INVENTORY_PREFIX) if m["event_type"] == INGEST_FAILED else ""
+        if path and path not in known:
+            reports.append(FileReport(path, "unreadable", reason=m["reason"]))
+    rejects: list[Reject] = []
     prefix = f"{REJECTS_PREFIX}{INVENTORY_PREFIX}tenant={sub.subscription_id}/"
     pages = stack.s3.get_paginator("list_objects_v2").paginate(
         Bucket=stack.inventory_bucket, Prefix=prefix
@@ -154,8 +134,8 @@ def stored_ingest(
             if not any(obj["Key"].startswith(c) for c in current):
                 continue  # a replaced version's rejects
             body = stack.s3.get_object(Bucket=stack.inventory_bucket, Key=obj["Key"])["Body"]
-            rejects.extend(
-                asdict(Reject(**json.loads(line))) for line in body.read().decode().splitlines()
-            )
-    rejects.sort(key=lambda r: (r["path"], r["line"]))
-    return {"files": sorted(files, key=lambda f: f["path"]), "rejects": rejects}
+            rejects.extend(Reject(**json.loads(line)) for line in body.read().decode().splitlines())
+    return LocalInventory(
+        reports=sorted(reports, key=lambda r: r.path),
+        rejects=sorted(rejects, key=lambda r: (r.path, r.line)),
+    )

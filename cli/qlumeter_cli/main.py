@@ -1,4 +1,4 @@
-"""The ``qlumeter`` command line."""
+"""The ``qlumeter`` command line (the ``qlumeter`` console script)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from .config import ConfigError, Subscription, load_subscription
-from .explain import explain
-from .explain import render as render_explanation
+from qlumeter.config import ConfigError, Subscription, load_subscription
+from qlumeter.explain import explain
+from qlumeter.explain import render as render_explanation
+from qlumeter.metering import effective_as_of
+from qlumeter.paths import PathError, parse_key
+from qlumeter.reader import collector_paused, read_file
+from qlumeter.rows import row_json_schema
+
 from .local import load_folder, meter_folder
-from .metering import effective_as_of
-from .paths import PathError, parse_key
-from .reader import collector_paused, read_file
 from .report import render_html
-from .rows import row_json_schema
 from .sample import DEMO_DAYS, write_sample
 
 
@@ -136,14 +137,8 @@ def cmd_meter(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     sub, root = _inputs(args)
     effective_as_of(sub, args.as_of)  # fails early on a day before the start
-    try:
-        from .pipeline.embedded import run_embedded
-    except ImportError as exc:
-        raise UsageError(
-            f"qlumeter run needs the local extras (pip install -e '.[dev]'): {exc}"
-        ) from None
     if args.endpoint_url or args.profile or args.stack_name:
-        from .pipeline.remote import run_remote
+        from .remote import run_remote  # the runtime dependencies only (no moto)
 
         document = run_remote(
             sub,
@@ -157,6 +152,12 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
         _emit(document, sub, args, out, err)
         return 0
+    try:
+        from .embedded import run_embedded
+    except ImportError as exc:
+        raise UsageError(
+            f"qlumeter run needs the local extras (pip install -e '.[dev]'): {exc}"
+        ) from None
     template = Path(args.template) if args.template else None
     document = run_embedded(
         sub,

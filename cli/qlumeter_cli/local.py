@@ -9,12 +9,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from .config import Subscription
-from .metering import Metering, meter
-from .observation import Observation
-from .paths import FileRef, PathError, parse_key
-from .reader import FileReport, Reject, collector_paused, read_file
-from .summary import build_summary, daily_table
+from qlumeter.config import Subscription
+from qlumeter.metering import Metering, meter
+from qlumeter.observation import Observation
+from qlumeter.paths import FileRef, PathError, parse_key
+from qlumeter.reader import FileReport, Reject, collector_paused, read_file
+from qlumeter.summary import build_summary, daily_table
 
 _TENANT = re.compile(r"(?:^|/)tenant=([^/]*)/")
 
