@@ -19,7 +19,7 @@ from qlumeter.paths import PathError, parse_key
 from qlumeter.reader import collector_paused, read_file
 from qlumeter.rows import row_json_schema
 
-from .local import load_folder, meter_folder
+from .local import LocalInventory, meter_folder, read_days
 from .report import render_html
 from .sample import DEMO_DAYS, write_sample
 
@@ -226,15 +226,8 @@ class _Parser(argparse.ArgumentParser):
 def cmd_explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     sub, root = _inputs(args)
     with collector_paused():
-        inventory = load_folder(root, sub.subscription_id, args.day)
-        explanation = explain(
-            sub,
-            inventory.readable,
-            inventory.observations,
-            args.product.upper(),
-            args.day,
-            args.sample,
-        )
+        days = read_days(root, sub.subscription_id, args.day, LocalInventory())
+        explanation = explain(sub, days, args.product.upper(), args.day, args.sample)
     print(render_explanation(explanation), file=out)
     return 0
 

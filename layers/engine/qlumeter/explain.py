@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from .catalog import DayValue
 from .config import Subscription
-from .metering import Meter, effective_as_of, metering_as_of
+from .metering import Batch, effective_as_of, meter_days
 from .numbers import fmt4
-from .observation import Observation
-from .paths import FileRef
 from .plans import plan_alerts
 from .summary import product_entry
 
@@ -36,20 +35,17 @@ class Explanation:
 
 def explain(
     sub: Subscription,
-    files: list[FileRef],
-    observations: list[Observation],
+    batches: Iterable[Batch],
     code: str,
     day: date,
     sample: int = 10,
 ) -> Explanation:
-    """Explain product ``code`` as of ``day`` from readable files and their rows."""
+    """Explain product ``code`` as of ``day`` from the days' readable files and their rows
+    (``meter_days``)."""
     if code not in sub.products:
         raise ValueError(f"product {code} is not in subscription {sub.subscription_id}")
     day = effective_as_of(sub, day)
-    state = Meter(sub)
-    state.add(files, observations)
-    daily = state.advance(day, sub.start_date, detail_day=day, explain=code)
-    metering = metering_as_of(sub, day, daily, state)
+    metering, state = meter_days(sub, batches, day, detail_day=day, explain=code)
     usage = next(u for u in metering.products if u.code == code)
     counts = metering.plan.counts if metering.plan else {}
     plan: list[dict[str, Any]] = [
@@ -57,7 +53,7 @@ def explain(
         for name, cap in sub.plan_caps().items()
     ]
     plan += [a for a in plan_alerts(sub, metering.plan) if a["type"] == "own_network_scanned"]
-    value: DayValue | None = daily[code].get(day)
+    value: DayValue | None = usage.daily.get(day)
     explained = state.explained
     counted = dict(value.counted or {}) if value else {}
     excluded = list(explained.excluded) if explained else []

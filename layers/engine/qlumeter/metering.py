@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -205,6 +205,37 @@ def metering_as_of(sub: Subscription, as_of: date, daily: Daily, meter: Meter) -
             covered = meter.covered_days(coverage) if coverage else set()
             usages.append(usage_as_of(sub, code, as_of, daily[code], covered))
     return Metering(as_of, usages, meter.plan_days.get(as_of))
+
+
+#: One day's readable files and their rows.
+Batch = tuple[date, Sequence[FileRef], Sequence[Observation]]
+
+
+def meter_days(
+    sub: Subscription,
+    batches: Iterable[Batch],
+    as_of: date,
+    *,
+    detail_day: date | None = None,
+    explain: str | None = None,
+) -> tuple[Metering, Meter]:
+    """Meter every subscribed product as of ``as_of`` from the days' files and rows, given
+    day by day in day order: each day is replayed as soon as its rows are in, and its rows
+    are not kept. ``detail_day``, ``explain``: as ``Meter.advance``."""
+    as_of = effective_as_of(sub, as_of)
+    state = Meter(sub)
+    daily: Daily = {}
+    for day, files, rows in batches:
+        state.add(files, rows)
+        if day <= as_of:
+            _merge(daily, state.advance(day, sub.start_date, detail_day, explain))
+    _merge(daily, state.advance(as_of, sub.start_date, detail_day, explain))
+    return metering_as_of(sub, as_of, daily, state), state
+
+
+def _merge(into: Daily, more: Daily) -> None:
+    for code, values in more.items():
+        into.setdefault(code, {}).update(values)
 
 
 def meter(
