@@ -7,7 +7,6 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -18,6 +17,7 @@ from qlumeter.metering import effective_as_of
 from qlumeter.paths import PathError, parse_key
 from qlumeter.reader import collector_paused, read_file
 from qlumeter.rows import row_json_schema
+from qlumeter.summary import json_schema
 
 from .local import LocalInventory, meter_folder, read_days
 from .report import render_html
@@ -235,9 +235,7 @@ def cmd_explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     schemas = {
         "row": row_json_schema(),
-        "summary": json.loads(
-            resources.files("qlumeter").joinpath("schemas/usage-summary.v1.schema.json").read_text()
-        ),
+        "summary": json_schema(),
     }
     chosen = schemas if args.which == "all" else schemas[args.which]
     print(json.dumps(chosen, indent=2), file=out)

@@ -24,7 +24,7 @@ from qlumeter.config import Subscription
 from qlumeter.metering import ProductUsage
 from qlumeter.numbers import fmt, fmt4, round_half_up
 from qlumeter.summary import qlus, show_utilization
-from qlumeter.windows import avg90, interval_of, peak15, sum90
+from qlumeter.windows import avg90, day_range, interval_of, peak15, sum90
 
 MAX_REJECTS = 500
 
@@ -318,7 +318,7 @@ def rolling_chart(
         chart, name = _Chart(first, as_of, max(daily_top, line_top)), "90-day rolling average"
     else:
         chart, name = _Chart(first, as_of, daily_top, line_top), "90-day rolling sum (right axis)"
-    days = [first + timedelta(days=i) for i in range(chart.days)]
+    days = day_range(first, as_of)
     gaps = [d for d in series.values if d not in series.covered]
     return chart.svg(
         code,

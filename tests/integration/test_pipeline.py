@@ -11,6 +11,7 @@ import pytest
 
 from qlumeter.config import parse_subscription
 from qlumeter.pipeline.dynamo import ObservationItem
+from qlumeter.summary import json_schema
 from qlumeter_cli.local import meter_folder
 from tests.support import (
     INVENTORY_BUCKET,
@@ -22,9 +23,7 @@ from tests.support import (
     write_file,
 )
 
-SCHEMA = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "usage-summary.v1.schema.json").read_text()
-)
+SCHEMA = json_schema()
 
 
 def run_schedule(p: Pipeline, last: int) -> None:

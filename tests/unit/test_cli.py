@@ -11,12 +11,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from qlumeter.summary import json_schema
 from qlumeter_cli.main import main
 from tests.support import write_file
 
-SCHEMA = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "usage-summary.v1.schema.json").read_text()
-)
+SCHEMA = json_schema()
 SUBSCRIPTION = """\
 subscription_id: acme
 start_date: "2026-01-01"
@@ -299,6 +298,7 @@ def test_schema_prints_the_row_and_summary_schemas() -> None:
     assert code == 0
     schemas = json.loads(out)
     assert schemas["summary"] == SCHEMA
+    assert schemas["summary"]["properties"]["schema_version"] == {"const": "1"}
     row = schemas["row"]
     assert "asset_type" in row["properties"]
     jsonschema.Draft202012Validator.check_schema(row)

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from pathlib import Path
 
 import jsonschema
 import pytest
 
 from qlumeter.numbers import fmt, round_half_up
-from qlumeter.summary import build_summary
+from qlumeter.summary import build_summary, json_schema
 from qlumeter.windows import avg90, interval_of, peak15, sum90
 from tests.support import obs, run, subscription, usage_of
 
-SCHEMA = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "usage-summary.v1.schema.json").read_text()
-)
+SCHEMA = json_schema()
 START = date(2026, 1, 1)
 
 

@@ -3,10 +3,12 @@ and the message about a file that could not be used."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from fractions import Fraction
+from importlib import resources
 from typing import Any
 
 from .catalog import DayValue
@@ -17,6 +19,14 @@ from .plans import plan_alerts, plan_entry
 from .publishing import INGEST_FAILED, USAGE_SUMMARY, EventType
 
 SCHEMA_VERSION = "1"
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of every v1 message (``usage-summary.v1.schema.json``, packaged here:
+    its product and event type enumerations are the catalog's and ``publishing``'s)."""
+    text = resources.files(__package__).joinpath("schemas/usage-summary.v1.schema.json")
+    schema: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
+    return schema
 
 
 def billed_utilization(sub: Subscription, utilization: Fraction) -> Fraction:
