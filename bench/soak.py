@@ -381,7 +381,7 @@ def _run(
 
     from qlumeter.config import parse_subscription
     from qlumeter.pipeline.dynamo import DynamoStore, ObservationItem, unpack_rows
-    from qlumeter_cli.local import meter_folder
+    from qlumeter_cli.local import LocalInventory, meter_folder, read_days
 
     store = DynamoStore()
     names = [f"soak{t:03d}" for t in range(tenants)]
@@ -406,7 +406,12 @@ def _run(
     summaries = _summaries(env["CONSUMER_URL"])
     for name in names:
         document, _, read = meter_folder(subs[name], root, date.fromisoformat(as_of))
-        expected_rows += len(read.observations)
+        local = {
+            (o.path, o.line)
+            for _, _, rows in read_days(root, name, date.fromisoformat(as_of), LocalInventory())
+            for o in rows
+        }
+        expected_rows += read.rows
         rejected += len(read.rejects)
         stored: dict[tuple[str, int], int] = {}
         current = {
@@ -417,7 +422,6 @@ def _run(
             if current.get(file_key) == version:
                 for line, _ in unpack_rows(item.row):
                     stored[(file_key, line)] = stored.get((file_key, line), 0) + 1
-        local = {(o.path, o.line) for o in read.observations}
         lost += len(local - set(stored))
         twice += sum(n - 1 for n in stored.values())
         summary = summaries.get(name)
