@@ -30,6 +30,7 @@ from qlumeter.reader import (
     UnreadableFile,
     collector_paused,
     iter_file,
+    iter_rejects,
     read_file,
 )
 
@@ -572,6 +573,27 @@ def test_unreadable_file_counts_none_of_its_rows() -> None:
     assert read("a.json", data)[0] == []  # ...but read_file keeps none of them
 
 
+def test_iter_rejects_gives_the_rejects_and_report_of_read_file() -> None:
+    data = csv_bytes(CSV_ROWS[0], "host,A9,,,,-5,", CSV_ROWS[1], "host,A8,,,,1.5,", CSV_ROWS[2])
+    _, rejects, report = read("a.csv", data)
+    streamed = FileReport(path=ref("a.csv").key)
+    assert list(iter_rejects(ref("a.csv"), io.BytesIO(data), streamed)) == rejects
+    assert streamed == report and (report.rows, report.rejected) == (5, 2)
+
+
+def test_iter_rejects_of_a_file_found_unreadable_part_way() -> None:
+    rows = [f"host,A{i},,,,{i % 2 - 1}," for i in range(40_000)]
+    data = gzip.compress(csv_bytes(*rows), compresslevel=1)
+    broken = data[: len(data) // 2]
+    report = FileReport(path=ref("a.csv.gz").key)
+    rejects = list(iter_rejects(ref("a.csv.gz"), io.BytesIO(broken), report))
+    assert len(rejects) > 1000  # those read before the break
+    assert report == read("a.csv.gz", broken)[2]
+    assert (report.status, report.reason) == ("unreadable", "truncated gzip file")
+    assert (report.rows, report.accepted, report.rejected, report.warnings) == (0, 0, 0, [])
+    assert report.checksum == hashlib.sha256(broken).hexdigest()
+
+
 def test_read_file_restores_the_garbage_collector_state() -> None:
     assert gc.isenabled()
     read("a.csv", FORMATS["a.csv"])
@@ -631,6 +653,28 @@ def test_memory_is_flat_for_a_huge_csv_line() -> None:
     head = (HEADER + "\n" + "host,A1," + "x" * 100).encode()
     chunks = iter([head, *([b"x" * 65536] * 160), b",,,,\n", CSV_ROWS[1].encode()])  # 10 MB line
     assert _peak_while_streaming("a.csv", chunks) < 4 * (1 << 20)
+
+
+def test_iter_rejects_keeps_no_row() -> None:
+    def rows() -> Iterator[bytes]:
+        yield (HEADER + "\n").encode()
+        for i in range(20_000):
+            ip = f"10.0.{i >> 8 & 255}.{i & 255}"
+            yield f"host,A{i},h{i}.example.com,{ip},vmdr,{i % 50 - 1},\n".encode()
+
+    def peak(consume: Any) -> int:
+        tracemalloc.start()
+        try:
+            consume(io.BufferedReader(_Generated(rows())))
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    counted = FileReport(path="a.csv")
+    streamed = peak(lambda stream: sum(1 for _ in iter_rejects(ref("a.csv"), stream, counted)))
+    held = peak(lambda stream: read_file(ref("a.csv"), stream))
+    assert (counted.rows, counted.rejected) == (20_000, 400)
+    assert streamed < 2_000_000 and streamed * 10 < held
 
 
 def test_memory_is_flat_for_many_rejected_rows_with_the_collector_paused() -> None:

@@ -17,7 +17,7 @@ from .explain import render as render_explanation
 from .local import load_folder, meter_folder
 from .metering import effective_as_of
 from .paths import PathError, parse_key
-from .reader import collector_paused, read_file
+from .reader import FileReport, collector_paused, iter_rejects
 from .report import render_html
 from .rows import row_json_schema
 from .sample import DEMO_DAYS, write_sample
@@ -191,14 +191,14 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(f"{path}: unreadable: {exc.reason}", file=out)
             bad += 1
             continue
+        report = FileReport(path=ref.key)
         with path.open("rb") as stream:
-            _, rejects, report = read_file(ref, stream)
+            for r in iter_rejects(ref, stream, report):  # streamed: no row is kept
+                print(f"{path}:{r.line}: {r.field}: {r.reason}", file=out)
         if report.status != "ok":
             print(f"{path}: unreadable: {report.reason}", file=out)
             bad += 1
-        for r in rejects:
-            print(f"{path}:{r.line}: {r.field}: {r.reason}", file=out)
-        bad += len(rejects)
+        bad += report.rejected
         print(
             f"{path}: {report.rows} rows, {report.accepted} accepted, {report.rejected} rejected",
             file=err,

@@ -635,7 +635,30 @@ def read_file(
                 else:
                     rejects.append(item)
     except UnreadableFile as exc:
-        checksum = report.checksum
-        report = FileReport(path=ref.key, status="unreadable", reason=exc.reason, checksum=checksum)
+        _void(report, exc)
         return [], [], report
     return observations, rejects, report
+
+
+def iter_rejects(
+    ref: FileRef, stream: BinaryIO, report: FileReport, limits: Limits = DEFAULT_LIMITS
+) -> Iterator[Reject]:
+    """The rejects of a file as they are read, its observations counted in ``report`` and
+    dropped: memory stays flat in the file's size.
+
+    An unreadable file ends the iteration with ``report`` as :func:`read_file` gives it
+    (``status="unreadable"``, no rows): the rejects yielded before it failed do not count.
+    """
+    try:
+        for item in iter_file(ref, stream, report, limits):
+            if type(item) is Reject:
+                yield item
+    except UnreadableFile as exc:
+        _void(report, exc)
+
+
+def _void(report: FileReport, exc: UnreadableFile) -> None:
+    """Make ``report`` that of an unreadable file: none of its rows count."""
+    report.status, report.reason = "unreadable", exc.reason
+    report.rows = report.accepted = report.rejected = 0
+    report.warnings.clear()
