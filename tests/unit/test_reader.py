@@ -207,6 +207,18 @@ def test_csv_quoted_field_over_several_lines() -> None:
     assert [(o.line, o.fqdn) for o in observations] == [(2, "web.\nexample.com"), (4, None)]
 
 
+def test_csv_lines_end_with_line_feeds_only() -> None:
+    data = csv_bytes("host,A\x0c1,,,,,", "host,A\x1c2,,,,,", "host,A\r3,,,,,", "host,A\x0b4,,,,,")
+    observations, rejects, _ = read("a.csv", data)
+    assert [(o.line, o.asset_id) for o in observations] == [
+        (2, "A\x0c1"),
+        (3, "A\x1c2"),
+        (5, "A\x0b4"),
+    ]
+    assert [r.line for r in rejects] == [4]
+    assert rejects[0].reason.startswith("CSV error: new-line character seen in unquoted field")
+
+
 def test_csv_formula_cells_are_plain_text() -> None:
     data = csv_bytes('host,=HYPERLINK("x"),@sum,+1,,,', "host,A2,,,,-5,")
     rejects = read("a.csv", data)[1]

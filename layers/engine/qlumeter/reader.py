@@ -215,33 +215,74 @@ class _CsvText:
 
     ``overlong``: the numbers of the lines skipped. ``unchecked``: the numbers of the lines
     with non-ASCII bytes or more than ``max_field_chars`` of them, whose cells need the
-    length and UTF-8 checks. The reader clears both once it has taken the rows of the lines.
+    length and UTF-8 checks. Both may hold lines not given yet (a block is decoded at once).
     """
 
-    def __init__(self, stream: io.BufferedIOBase, limits: Limits) -> None:
+    def __init__(self, stream: io.BufferedReader[Any], limits: Limits) -> None:
         self._stream = stream
         self._limits = limits
+        self._number = 0  # of the last line given
         self.overlong: set[int] = set()
         self.unchecked: set[int] = set()
 
     def __iter__(self) -> Iterator[str]:
-        # _lines inlined: one generator per line less on the hot path.
-        limit, wide = self._limits.max_line_bytes, self._limits.max_field_chars
-        readline, size = self._stream.readline, limit + 1
-        number = 0
-        line = readline(size).removeprefix(codecs.BOM_UTF8)
-        while line:
-            number += 1
-            if len(line) > limit:
-                while line and not line.endswith(b"\n"):
-                    line = readline(size)
-                self.overlong.add(number)
-                yield "\n"
-            else:
-                if len(line) > wide or not line.isascii():
-                    self.unchecked.add(number)
-                yield line.decode("utf-8", "surrogateescape")
-            line = readline(size)
+        """A line read with readline (the first one; one that goes on past the bytes
+        buffered), then the whole lines the buffer holds, decoded as one block."""
+        stream = self._stream
+        while (line := self._read_line()) is not None:
+            yield line
+            end = stream.peek(1).rfind(b"\n") + 1
+            if end:
+                yield from self._block(stream.read(end))
+
+    def _read_line(self) -> str | None:
+        """The next line (the first without its BOM); None at the end of the file."""
+        limit, readline = self._limits.max_line_bytes, self._stream.readline
+        line = readline(limit + 1)
+        if not self._number:
+            line = line.removeprefix(codecs.BOM_UTF8)
+        if not line:
+            return None
+        if len(line) <= limit:
+            return self._text(line)
+        while line and not line.endswith(b"\n"):
+            line = readline(limit + 1)
+        return self._skipped()
+
+    def _block(self, block: bytes) -> list[str]:
+        """The lines of whole lines of bytes: at once when they are ASCII, split on line
+        feeds only, and none too long for the limits (the common case)."""
+        lines = block.decode("utf-8", "surrogateescape").splitlines(keepends=True)
+        short = min(self._limits.max_line_bytes, self._limits.max_field_chars)
+        if block.isascii() and len(lines) == block.count(b"\n") and max(map(len, lines)) <= short:
+            self._number += len(lines)
+            return lines
+        limit = self._limits.max_line_bytes
+        whole = (part + b"\n" for part in block[:-1].split(b"\n"))
+        return [self._text(line) if len(line) <= limit else self._skipped() for line in whole]
+
+    def _text(self, line: bytes) -> str:
+        """The next line, read whole and not over-long."""
+        self._number += 1
+        if len(line) > self._limits.max_field_chars or not line.isascii():
+            self.unchecked.add(self._number)
+        return line.decode("utf-8", "surrogateescape")
+
+    def _skipped(self) -> str:
+        """The next line, over-long: an empty one."""
+        self._number += 1
+        self.overlong.add(self._number)
+        return "\n"
+
+    def flagged(self, first: int, end: int) -> bool:
+        """Whether a line from ``first`` to before ``end`` is over-long."""
+        return bool(self.overlong) and not self.overlong.isdisjoint(range(first, end))
+
+    def forget(self, end: int) -> None:
+        """Drop what is known of the lines before ``end``."""
+        if self.overlong or self.unchecked:
+            self.overlong = {number for number in self.overlong if number >= end}
+            self.unchecked = {number for number in self.unchecked if number >= end}
 
 
 def _csv_header(reader: Any, text: _CsvText, limits: Limits) -> list[str]:
@@ -251,7 +292,7 @@ def _csv_header(reader: Any, text: _CsvText, limits: Limits) -> list[str]:
         raise UnreadableFile("CSV file has no header row") from None
     except csv.Error as exc:
         raise UnreadableFile(f"CSV header: {exc}") from None
-    if text.overlong:
+    if text.flagged(1, reader.line_num + 1):
         raise UnreadableFile(f"CSV header longer than {limits.max_line_bytes} bytes")
     names = [cell.strip() for cell in header]
     duplicates = {name for name in names if names.count(name) > 1}
@@ -263,7 +304,7 @@ def _csv_header(reader: Any, text: _CsvText, limits: Limits) -> list[str]:
 _BATCH_LINES = 512  # lines read, parsed and normalized together
 
 
-def _csv_rows(stream: io.BufferedIOBase, file: _File) -> Iterator[Observation | Reject]:
+def _csv_rows(stream: io.BufferedReader[Any], file: _File) -> Iterator[Observation | Reject]:
     """The rows of a CSV file, ``_BATCH_LINES`` lines at a time. Lines that are one whole
     row each (the common case) are parsed in one go and normalized column by column; other
     lines (a quoted field over several lines, a CSV error, an over-long line) are read row
@@ -287,14 +328,13 @@ def _csv_rows(stream: io.BufferedIOBase, file: _File) -> Iterator[Observation | 
             failure, rest = None, lines
         if not batch and failure is None:
             return
-        rows = None if text.overlong else _whole_rows(batch)
+        rows = None if text.flagged(start, start + len(batch)) else _whole_rows(batch)
         if rows is None:
             start = yield from table.stream(batch, rest, start)
         else:
             yield from table.rows(rows, start)
             start += len(rows)
-        text.overlong.clear()
-        text.unchecked.clear()
+        text.forget(start)
         if failure is not None:
             raise failure
 
@@ -388,7 +428,7 @@ class _CsvTable:
                 line = first + reader.line_num
                 continue
             end = first + reader.line_num
-            if not text.overlong.isdisjoint(range(line, end)):
+            if text.flagged(line, end):
                 yield file.too_long(line)
             elif len(row) == self.width:
                 # A row on one clean line needs no per-cell length or UTF-8 check.
