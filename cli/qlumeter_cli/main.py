@@ -15,7 +15,7 @@ from qlumeter.explain import explain
 from qlumeter.explain import render as render_explanation
 from qlumeter.metering import effective_as_of
 from qlumeter.paths import PathError, parse_key
-from qlumeter.reader import collector_paused, read_file
+from qlumeter.reader import FileReport, collector_paused, iter_rejects
 from qlumeter.rows import row_json_schema
 from qlumeter.summary import json_schema
 
@@ -192,14 +192,14 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(f"{path}: unreadable: {exc.reason}", file=out)
             bad += 1
             continue
+        report = FileReport(path=ref.key)
         with path.open("rb") as stream:
-            _, rejects, report = read_file(ref, stream)
+            for r in iter_rejects(ref, stream, report):  # streamed: no row is kept
+                print(f"{path}:{r.line}: {r.field}: {r.reason}", file=out)
         if report.status != "ok":
             print(f"{path}: unreadable: {report.reason}", file=out)
             bad += 1
-        for r in rejects:
-            print(f"{path}:{r.line}: {r.field}: {r.reason}", file=out)
-        bad += len(rejects)
+        bad += report.rejected
         print(
             f"{path}: {report.rows} rows, {report.accepted} accepted, {report.rejected} rejected",
             file=err,

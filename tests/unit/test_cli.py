@@ -6,11 +6,15 @@ import io
 import json
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 
+from qlumeter.paths import parse_key
+from qlumeter.reader import read_file
 from qlumeter.summary import json_schema
 from qlumeter_cli.main import main
 from tests.support import write_file
@@ -173,6 +177,30 @@ def test_validate_lists_every_rejected_row_and_unreadable_file(tenant: Path) -> 
     assert any("broken.csv.gz: unreadable:" in line for line in lines)
     good = tenant / "inventory" / "tenant=acme" / "source=cloud_agent"
     assert cli("validate", str(good))[0] == 0
+
+
+def test_validate_streams_the_rows_and_keeps_none(tmp_path: Path) -> None:
+    rows = [
+        {"asset_type": "host", "agent_id": f"a{i}", "vuln_count": i % 100 - 1}
+        for i in range(20_000)
+    ]
+    path = write_file(tmp_path, "cloud_agent", "2026-01-01", rows)
+
+    def peak(run: Any) -> int:
+        tracemalloc.start()
+        try:
+            run()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    validated = peak(lambda: cli("validate", str(path)))
+    with path.open("rb") as stream:  # what holding the rows takes
+        held = peak(lambda: read_file(parse_key(path.relative_to(tmp_path).as_posix()), stream))
+    assert validated * 10 < held
+    code, out, err = cli("validate", str(path))
+    assert code == 1 and out.count(": vuln_count: must be >= 0, got -1\n") == 200
+    assert err.endswith(": 20000 rows, 19800 accepted, 200 rejected\n")
 
 
 def test_validate_refuses_a_path_outside_the_convention(tmp_path: Path) -> None:

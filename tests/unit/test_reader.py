@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gc
 import gzip
 import hashlib
@@ -18,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from qlumeter import reader
 from qlumeter.observation import Observation
 from qlumeter.paths import FileRef, parse_key
 from qlumeter.reader import (
@@ -26,7 +28,9 @@ from qlumeter.reader import (
     Limits,
     Reject,
     UnreadableFile,
+    collector_paused,
     iter_file,
+    iter_rejects,
     read_file,
 )
 
@@ -203,6 +207,18 @@ def test_csv_quoted_field_over_several_lines() -> None:
     assert [(o.line, o.fqdn) for o in observations] == [(2, "web.\nexample.com"), (4, None)]
 
 
+def test_csv_lines_end_with_line_feeds_only() -> None:
+    data = csv_bytes("host,A\x0c1,,,,,", "host,A\x1c2,,,,,", "host,A\r3,,,,,", "host,A\x0b4,,,,,")
+    observations, rejects, _ = read("a.csv", data)
+    assert [(o.line, o.asset_id) for o in observations] == [
+        (2, "A\x0c1"),
+        (3, "A\x1c2"),
+        (5, "A\x0b4"),
+    ]
+    assert [r.line for r in rejects] == [4]
+    assert rejects[0].reason.startswith("CSV error: new-line character seen in unquoted field")
+
+
 def test_csv_formula_cells_are_plain_text() -> None:
     data = csv_bytes('host,=HYPERLINK("x"),@sum,+1,,,', "host,A2,,,,-5,")
     rejects = read("a.csv", data)[1]
@@ -369,6 +385,88 @@ def test_invalid_utf8_in_a_field_rejects_the_row(name: str) -> None:
     assert [o.asset_id for o in observations] == ["A1", "A3"]
 
 
+# --- CSV batches: the rows, rejects and report of reading row by row ---
+
+
+def outcome(name: str, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """Everything iter_file gives: items in order, then the report or the failure."""
+    report = FileReport(path=name)
+    items: list[Any] = []
+    try:
+        for item in iter_file(ref(name), io.BytesIO(data), report, limits):
+            if isinstance(item, Observation):
+                items.append({f.name: getattr(item, f.name) for f in dataclasses.fields(item)})
+            else:
+                items.append(item)
+    except UnreadableFile as exc:
+        items.append(("unreadable", exc.reason))
+    return items, report
+
+
+def row_by_row(name: str, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """``outcome`` with every line read by one csv.reader and every row by normalize_cells."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reader, "_BATCH_LINES", 10**9)
+        patch.setattr(reader, "_whole_rows", lambda lines: None)
+        return outcome(name, data, limits)
+
+
+def batched(name: str, data: bytes, lines: int, limits: Limits = DEFAULT_LIMITS) -> Any:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reader, "_BATCH_LINES", lines)
+        return outcome(name, data, limits)
+
+
+_CSV_LINES = st.sampled_from(
+    ["host,A1,web.example.com,10.0.0.1,vmdr;zz,3,2026-01-05T01:00:00Z", "HOST,A2,,,,,",
+     "host,A3,,10.0.0.2,,0,", "host,,,,,,", "web_app,A4,,,,,", "host,A5,,,,-1,", "",
+     "   ", "host,A6", "host,A7,,,,,,,", 'host,"A8\nB",,,,,', 'host,"A9', 'x",,,,,',
+     'host,A10,"h.example.com",,,,', "host,Ä11,,,,,", "host,A\udcff12,,,,,", "host,A\x0013,,,,,",
+     "host,A\r14,,,,,", "host," + "A15" * 40 + ",,,,,", "host,A16,,,,,2026-01-09"]
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(_CSV_LINES, max_size=14),
+    newline=st.sampled_from(["\n", "\r\n"]),
+    limits=st.sampled_from([DEFAULT_LIMITS, Limits(max_line_bytes=80, max_field_chars=20)]),
+    batch=st.sampled_from([1, 2, 3, 5, 512]),
+)
+def test_csv_batches_give_what_reading_row_by_row_gives(
+    lines: list[str], newline: str, limits: Limits, batch: int
+) -> None:
+    data = newline.join([HEADER, *lines, ""]).encode("utf-8", "surrogateescape")
+    assert batched("a.csv", data, batch, limits) == row_by_row("a.csv", data, limits)
+
+
+def test_a_quoted_field_over_a_batch_end() -> None:
+    data = csv_bytes(CSV_ROWS[0], 'host,A2,"web.', 'example.com",,,,', "", CSV_ROWS[2])
+    items, report = batched("a.csv", data, 2)
+    assert [(item["line"], item["fqdn"]) for item in items] == [
+        (2, "web1.example.com"), (3, "web.\nexample.com"), (6, "db.example.com"),
+    ]  # fmt: skip
+    assert (items, report) == row_by_row("a.csv", data)
+
+
+@pytest.mark.parametrize("cut", [0.4, 0.5, 0.6])
+@pytest.mark.parametrize("fqdn", ["", '"web.\nexample.com"'])  # rows of one line, of two
+def test_a_gzip_file_broken_after_many_lines_yields_its_rows_up_to_the_break(
+    fqdn: str, cut: float
+) -> None:
+    rows = [f"host,A{i},{fqdn},10.0.{i >> 8 & 255}.{i & 255},,{i % 3 - 1}," for i in range(40_000)]
+    data = gzip.compress(csv_bytes(*rows), compresslevel=1)
+    broken = data[: int(len(data) * cut)]
+    items, report = batched("a.csv.gz", broken, 512)
+    assert items[-1] == ("unreadable", "truncated gzip file")
+    assert 5_000 < len(items) < 40_000 and report.rows == len(items) - 1
+    # Every whole row before the break, in order, and nothing of the row it cut.
+    lines = [item["line"] if isinstance(item, dict) else item.line for item in items[:-1]]
+    assert lines == list(range(2, 2 + len(lines) * (1 + bool(fqdn)), 1 + bool(fqdn)))
+    assert all(isinstance(item, dict) or item.field == "vuln_count" for item in items[:-1])
+    assert (items, report) == row_by_row("a.csv.gz", broken)
+
+
 # --- unreadable files ---
 
 
@@ -487,6 +585,27 @@ def test_unreadable_file_counts_none_of_its_rows() -> None:
     assert read("a.json", data)[0] == []  # ...but read_file keeps none of them
 
 
+def test_iter_rejects_gives_the_rejects_and_report_of_read_file() -> None:
+    data = csv_bytes(CSV_ROWS[0], "host,A9,,,,-5,", CSV_ROWS[1], "host,A8,,,,1.5,", CSV_ROWS[2])
+    _, rejects, report = read("a.csv", data)
+    streamed = FileReport(path=ref("a.csv").key)
+    assert list(iter_rejects(ref("a.csv"), io.BytesIO(data), streamed)) == rejects
+    assert streamed == report and (report.rows, report.rejected) == (5, 2)
+
+
+def test_iter_rejects_of_a_file_found_unreadable_part_way() -> None:
+    rows = [f"host,A{i},,,,{i % 2 - 1}," for i in range(40_000)]
+    data = gzip.compress(csv_bytes(*rows), compresslevel=1)
+    broken = data[: len(data) // 2]
+    report = FileReport(path=ref("a.csv.gz").key)
+    rejects = list(iter_rejects(ref("a.csv.gz"), io.BytesIO(broken), report))
+    assert len(rejects) > 1000  # those read before the break
+    assert report == read("a.csv.gz", broken)[2]
+    assert (report.status, report.reason) == ("unreadable", "truncated gzip file")
+    assert (report.rows, report.accepted, report.rejected, report.warnings) == (0, 0, 0, [])
+    assert report.checksum == hashlib.sha256(broken).hexdigest()
+
+
 def test_read_file_restores_the_garbage_collector_state() -> None:
     assert gc.isenabled()
     read("a.csv", FORMATS["a.csv"])
@@ -546,6 +665,34 @@ def test_memory_is_flat_for_a_huge_csv_line() -> None:
     head = (HEADER + "\n" + "host,A1," + "x" * 100).encode()
     chunks = iter([head, *([b"x" * 65536] * 160), b",,,,\n", CSV_ROWS[1].encode()])  # 10 MB line
     assert _peak_while_streaming("a.csv", chunks) < 4 * (1 << 20)
+
+
+def test_iter_rejects_keeps_no_row() -> None:
+    def rows() -> Iterator[bytes]:
+        yield (HEADER + "\n").encode()
+        for i in range(20_000):
+            ip = f"10.0.{i >> 8 & 255}.{i & 255}"
+            yield f"host,A{i},h{i}.example.com,{ip},vmdr,{i % 50 - 1},\n".encode()
+
+    def peak(consume: Any) -> int:
+        tracemalloc.start()
+        try:
+            consume(io.BufferedReader(_Generated(rows())))
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    counted = FileReport(path="a.csv")
+    streamed = peak(lambda stream: sum(1 for _ in iter_rejects(ref("a.csv"), stream, counted)))
+    held = peak(lambda stream: read_file(ref("a.csv"), stream))
+    assert (counted.rows, counted.rejected) == (20_000, 400)
+    assert streamed < 2_000_000 and streamed * 10 < held
+
+
+def test_memory_is_flat_for_many_rejected_rows_with_the_collector_paused() -> None:
+    rows = iter([(HEADER + "\n").encode(), *[b"host,A1,,,,-1,\n" * 1000] * 10])
+    with collector_paused():
+        assert _peak_while_streaming("a.csv", rows) < 2_000_000
 
 
 def test_memory_is_flat_for_a_huge_json_array_item() -> None:

@@ -11,8 +11,10 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from qlumeter.observation import Kind, Observation, RowError
+from qlumeter.observation import Kind, Observation, RowError, host_strong_ids
 from qlumeter.paths import parse_key
 from qlumeter.rows import (
     FIELD_NAMES,
@@ -22,6 +24,7 @@ from qlumeter.rows import (
     csv_columns,
     normalize,
     normalize_cells,
+    normalize_rows,
     row_json_schema,
 )
 
@@ -309,6 +312,12 @@ def test_modules_from_a_json_array() -> None:
     assert obs.modules == frozenset({"edr", "fim"}) and warnings.unknown_modules == {"bar"}
 
 
+@pytest.mark.parametrize("empty", [[], [" "], ["", " ; "]])
+def test_an_empty_json_array_of_modules_is_absent(empty: list[str]) -> None:
+    assert host(modules=empty).modules == frozenset()
+    assert host(modules=empty, vuln_count=2).ot_level == "vulnerable"
+
+
 def test_repeated_module_lists_share_one_frozenset() -> None:
     assert host(modules="vmdr;pc").modules is host(modules="vmdr;pc").modules
 
@@ -575,6 +584,128 @@ def test_normalize_cells_checked_skips_the_cell_checks_only() -> None:
     with pytest.raises(RowError):
         normalize_cells(columns, ["host", long_id], REF, 2)
     assert normalize_cells(columns, ["host", long_id], REF, 2, checked=True).asset_id == long_id
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ids=st.fixed_dictionaries(
+        {},
+        optional={
+            "asset_id": st.sampled_from(["A1", " ", "a2"]),
+            "agent_id": st.sampled_from(["ag1", ""]),
+            "cloud_provider": st.just("aws"),
+            "cloud_resource_id": st.sampled_from(["i-1", ""]),
+            "fqdn": st.sampled_from(["web.example.com", "localhost.corp", "web", ""]),
+            "ip": st.sampled_from(["10.0.0.1", "10.0.0.1;::1", ""]),
+        },
+    ),
+    asset_type=st.sampled_from(["host", "virtual_machine"]),
+)
+def test_a_host_key_is_its_first_strong_identifier(ids: dict[str, str], asset_type: str) -> None:
+    try:
+        obs = norm({"asset_type": asset_type, **ids})
+    except RowError as exc:
+        assert exc.field == "asset_id"
+        assert not any(ids.get(name, "").strip() for name in ("asset_id", "agent_id", "ip"))
+        return
+    assert obs.key == (host_strong_ids(obs) or (None,))[0]
+
+
+# --- many rows at once: normalize_rows is normalize_cells row by row ---
+
+# Per column: values a valid row may have, then values that fail (or are unusual).
+CELLS: dict[str, tuple[list[str], list[str]]] = {
+    "asset_type": (["host", "HOST", " host ", "virtual_machine"], ["", "web_app", "nope"]),
+    "agent_id": (["", " a1 ", "a2", "é"], ["a\udcff"]),
+    "fqdn": (["", "Web.Example.", " h.x ", "localhost.x", "h"], ["."]),
+    "ip": (["", "10.0.0.1", "10.0.0.1;10.0.0.2", "::1", " 10.0.0.3 "], ["bad", ";", "10.0.0.300"]),
+    "modules": (["", "vmdr", "vmdr;zz", "yy", " ; ", "PC;vmdr"], []),
+    "status": (["", "active", "Inactive", " terminated "], ["bogus"]),
+    "vuln_count": (["", "0", "3", " 7 "], ["-1", "1.5", "99999999999999999999"]),
+    "observed_at": (["", "2026-01-05T01:00:00Z", "2026-01-04", "2026-01-06T23:59:59Z",
+                     "2026-01-05 05:00"], ["2026-01-03", "2026-01-07", "bad"]),
+    "cloud_provider": (["", "aws", "AWS"], ["x"]),
+    "cloud_resource_id": (["", "i-1", " i-2 "], []),
+    "has_findings": (["", "true", "0"], ["maybe"]),
+    "ot_level": (["", "basic", "Enriched"], ["zzz"]),
+    "tenant": (["", "acme"], ["other"]),
+    "source": (["", "scanner", "SCANNER"], ["cmdb"]),
+    "url": (["", "https://x.example/a/"], ["nourl"]),
+    "identity_key": (["", "A@B"], []),
+    "colour": (["red", ""], []),
+}  # fmt: skip
+
+
+@st.composite
+def csv_table(draw: st.DrawFn) -> tuple[list[str], list[list[str]]]:
+    """A header and rows whose cells are mostly valid (so that most rows reach the row checks)."""
+    header = draw(st.lists(st.sampled_from(sorted(CELLS)), min_size=1, unique=True))
+    if "asset_type" not in header and draw(st.integers(0, 3)):
+        header.insert(0, "asset_type")
+
+    def cell(name: str) -> str:
+        valid, invalid = CELLS[name]
+        if invalid and not draw(st.integers(0, 12)):
+            return draw(st.sampled_from(invalid) | st.text(max_size=4))
+        return draw(st.sampled_from(valid))
+
+    count = draw(st.integers(1, 12))
+    return header, [[cell(name) for name in header] for _ in range(count)]
+
+
+def _outcome(outcome: Observation | RowError) -> Any:
+    if isinstance(outcome, RowError):
+        return ("error", outcome.field, outcome.reason)
+    return {f.name: getattr(outcome, f.name) for f in dataclasses.fields(outcome)}
+
+
+def assert_rows_are_cells(
+    header: list[str], rows: list[list[str]], max_chars: int = MAX_FIELD_CHARS
+) -> None:
+    """normalize_rows gives what normalize_cells gives row by row: outcomes and warnings."""
+    columns = csv_columns(header)
+    lines = range(2, len(rows) + 2)
+    checkable = all(cell.isascii() and len(cell) <= max_chars for row in rows for cell in row)
+    for checked in {False, checkable}:
+        options: dict[str, Any] = {"max_field_chars": max_chars, "checked": checked}
+        expected: list[Any] = []
+        one_by_one = RowWarnings()
+        for row, line in zip(rows, lines, strict=True):
+            try:
+                obs = normalize_cells(columns, row, REF, line, warnings=one_by_one, **options)
+            except RowError as exc:
+                expected.append(_outcome(exc))
+            else:
+                expected.append(_outcome(obs))
+        together = RowWarnings()
+        outcomes = normalize_rows(columns, rows, lines, REF, warnings=together, **options)
+        assert [_outcome(outcome) for outcome in outcomes] == expected
+        assert together.unknown_modules == one_by_one.unknown_modules
+
+
+@settings(max_examples=300, deadline=None)
+@given(table=csv_table(), max_chars=st.sampled_from([MAX_FIELD_CHARS, 3]))
+def test_normalize_rows_is_normalize_cells_row_by_row(
+    table: tuple[list[str], list[list[str]]], max_chars: int
+) -> None:
+    assert_rows_are_cells(*table, max_chars)
+
+
+@pytest.mark.parametrize(
+    ("name", "cells"),
+    [
+        ("fqdn", ["A.example.", "b.example"]),
+        ("fqdn", ["A.example.", "."]),
+        ("ip", ["10.0.0.1", "10.0.0.2"]),
+        ("ip", ["10.0.0.1", "10.0.0.2\udcff"]),
+        ("ip", ["10.0.0.1", "10.0.0.1;10.0.0.2", "::1", "10.0.0.300", "10.0.0.1\udcff"]),
+        ("observed_at", ["2026-01-05", "2026-01-05"]),
+        ("observed_at", ["2026-01-05T02:00:00+02:00", "2026-01-03", "2026-01-05 01:00", ""]),
+    ],
+)
+def test_normalize_rows_of_a_column_without_blanks(name: str, cells: list[str]) -> None:
+    rows = [["host", f"a{line}", cell] for line, cell in enumerate(cells)]
+    assert_rows_are_cells(["asset_type", "agent_id", name], rows)
 
 
 # --- JSON Schema ---

@@ -110,6 +110,17 @@ def host_strong_ids(obs: Observation) -> tuple[str, ...]:
     return tuple(ids)
 
 
+def _first_host_id(obs: Observation) -> str | None:
+    """The first of ``host_strong_ids(obs)`` (None when there is none), the others unbuilt."""
+    if obs.asset_id:
+        return f"asset:{obs.asset_id}"
+    if obs.agent_id:
+        return f"agent:{obs.agent_id}"
+    if obs.cloud_provider and obs.cloud_resource_id:
+        return f"cloud:{obs.cloud_provider}/{obs.cloud_resource_id}"
+    return f"fqdn:{obs.fqdn}" if is_strong_fqdn(obs.fqdn) else None
+
+
 def ip_key(network_id: str, ip: str) -> str:
     return f"ip:{network_id}/{ip}"
 
@@ -128,14 +139,14 @@ def classify(obs: Observation) -> None:
     obs.active = not obs.removed and obs.status not in INACTIVE_STATUSES
     if t in ("host", "virtual_machine") and s in HOST_SOURCES:
         obs.kind = Kind.HOST
-        strong_ids = host_strong_ids(obs)
-        if not strong_ids and not obs.ips:
+        key = _first_host_id(obs)
+        if key is None and not obs.ips:
             raise RowError(
                 "asset_id",
                 "host-like row needs asset_id, agent_id, cloud_provider+cloud_resource_id, "
                 "an fqdn with a dot, or an ip",
             )
-        obs.key = strong_ids[0] if strong_ids else None
+        obs.key = key
         return
     if (
         t in ("virtual_machine", "serverless_function", "cloud_resource") and s in CLOUD_SOURCES

@@ -16,11 +16,12 @@ import io
 import json
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, BinaryIO
+from itertools import chain, compress, islice
+from typing import Any, BinaryIO, cast
 
 from .observation import Observation, RowError
 from .paths import FileRef
@@ -32,6 +33,7 @@ from .rows import (
     name_list,
     normalize,
     normalize_cells,
+    normalize_rows,
 )
 
 ROW = "_row"  # the field of a reject that concerns the whole row
@@ -163,6 +165,10 @@ class _File:
         self.report.rejected += 1
         return Reject(self.ref.key, line, field_name, reason)
 
+    def accept(self) -> None:
+        self.report.rows += 1
+        self.report.accepted += 1
+
     def too_long(self, line: int) -> Reject:
         return self.reject(line, ROW, f"line longer than {self.limits.max_line_bytes} bytes")
 
@@ -182,8 +188,7 @@ class _File:
             )
         except RowError as exc:
             return self.reject(line, exc.field, exc.reason)
-        self.report.rows += 1
-        self.report.accepted += 1
+        self.accept()
         return obs
 
 
@@ -205,34 +210,79 @@ def _lines(stream: io.BufferedIOBase, limit: int) -> Iterator[bytes | None]:
 
 
 class _CsvText:
-    """Decoded physical lines for ``csv.reader``; an over-long line becomes an empty one.
+    """Decoded physical lines for ``csv.reader``, numbered from 1; an over-long line becomes
+    an empty one.
 
-    ``overlong``: a line was skipped. ``unchecked``: a line had non-ASCII bytes or more
-    than ``max_field_chars`` of them, so its cells need the length and UTF-8 checks.
+    ``overlong``: the numbers of the lines skipped. ``unchecked``: the numbers of the lines
+    with non-ASCII bytes or more than ``max_field_chars`` of them, whose cells need the
+    length and UTF-8 checks. Both may hold lines not given yet (a block is decoded at once).
     """
 
-    def __init__(self, stream: io.BufferedIOBase, limits: Limits) -> None:
+    def __init__(self, stream: io.BufferedReader[Any], limits: Limits) -> None:
         self._stream = stream
         self._limits = limits
-        self.overlong = False
-        self.unchecked = False
+        self._number = 0  # of the last line given
+        self.overlong: set[int] = set()
+        self.unchecked: set[int] = set()
 
     def __iter__(self) -> Iterator[str]:
-        # _lines inlined: one generator per line less on the hot path.
-        limit, wide = self._limits.max_line_bytes, self._limits.max_field_chars
-        readline, size = self._stream.readline, limit + 1
-        line = readline(size).removeprefix(codecs.BOM_UTF8)
-        while line:
-            if len(line) > limit:
-                while line and not line.endswith(b"\n"):
-                    line = readline(size)
-                self.overlong = True
-                yield "\n"
-            else:
-                if len(line) > wide or not line.isascii():
-                    self.unchecked = True
-                yield line.decode("utf-8", "surrogateescape")
-            line = readline(size)
+        """A line read with readline (the first one; one that goes on past the bytes
+        buffered), then the whole lines the buffer holds, decoded as one block."""
+        stream = self._stream
+        while (line := self._read_line()) is not None:
+            yield line
+            end = stream.peek(1).rfind(b"\n") + 1
+            if end:
+                yield from self._block(stream.read(end))
+
+    def _read_line(self) -> str | None:
+        """The next line (the first without its BOM); None at the end of the file."""
+        limit, readline = self._limits.max_line_bytes, self._stream.readline
+        line = readline(limit + 1)
+        if not self._number:
+            line = line.removeprefix(codecs.BOM_UTF8)
+        if not line:
+            return None
+        if len(line) <= limit:
+            return self._text(line)
+        while line and not line.endswith(b"\n"):
+            line = readline(limit + 1)
+        return self._skipped()
+
+    def _block(self, block: bytes) -> list[str]:
+        """The lines of whole lines of bytes: at once when they are ASCII, split on line
+        feeds only, and none too long for the limits (the common case)."""
+        lines = block.decode("utf-8", "surrogateescape").splitlines(keepends=True)
+        short = min(self._limits.max_line_bytes, self._limits.max_field_chars)
+        if block.isascii() and len(lines) == block.count(b"\n") and max(map(len, lines)) <= short:
+            self._number += len(lines)
+            return lines
+        limit = self._limits.max_line_bytes
+        whole = (part + b"\n" for part in block[:-1].split(b"\n"))
+        return [self._text(line) if len(line) <= limit else self._skipped() for line in whole]
+
+    def _text(self, line: bytes) -> str:
+        """The next line, read whole and not over-long."""
+        self._number += 1
+        if len(line) > self._limits.max_field_chars or not line.isascii():
+            self.unchecked.add(self._number)
+        return line.decode("utf-8", "surrogateescape")
+
+    def _skipped(self) -> str:
+        """The next line, over-long: an empty one."""
+        self._number += 1
+        self.overlong.add(self._number)
+        return "\n"
+
+    def flagged(self, first: int, end: int) -> bool:
+        """Whether a line from ``first`` to before ``end`` is over-long."""
+        return bool(self.overlong) and not self.overlong.isdisjoint(range(first, end))
+
+    def forget(self, end: int) -> None:
+        """Drop what is known of the lines before ``end``."""
+        if self.overlong or self.unchecked:
+            self.overlong = {number for number in self.overlong if number >= end}
+            self.unchecked = {number for number in self.unchecked if number >= end}
 
 
 def _csv_header(reader: Any, text: _CsvText, limits: Limits) -> list[str]:
@@ -242,7 +292,7 @@ def _csv_header(reader: Any, text: _CsvText, limits: Limits) -> list[str]:
         raise UnreadableFile("CSV file has no header row") from None
     except csv.Error as exc:
         raise UnreadableFile(f"CSV header: {exc}") from None
-    if text.overlong:
+    if text.flagged(1, reader.line_num + 1):
         raise UnreadableFile(f"CSV header longer than {limits.max_line_bytes} bytes")
     names = [cell.strip() for cell in header]
     duplicates = {name for name in names if names.count(name) > 1}
@@ -251,50 +301,165 @@ def _csv_header(reader: Any, text: _CsvText, limits: Limits) -> list[str]:
     return names
 
 
-def _csv_rows(stream: io.BufferedIOBase, file: _File) -> Iterator[Observation | Reject]:
+_BATCH_LINES = 512  # lines read, parsed and normalized together
+
+
+def _csv_rows(stream: io.BufferedReader[Any], file: _File) -> Iterator[Observation | Reject]:
+    """The rows of a CSV file, ``_BATCH_LINES`` lines at a time. Lines that are one whole
+    row each (the common case) are parsed in one go and normalized column by column; other
+    lines (a quoted field over several lines, a CSV error, an over-long line) are read row
+    by row as one stream, as far as the row that ends the batch's last line. Either way a
+    batch's rows are counted in the report before they are yielded."""
     text = _CsvText(stream, file.limits)
-    reader = csv.reader(text)
+    lines = iter(text)
+    reader = csv.reader(lines)
     names = _csv_header(reader, text, file.limits)
     file.unknown.update(name for name in names if name not in FIELD_NAMES)
-    columns, width = csv_columns(names), len(names)
-    ref, report, warnings = file.ref, file.report, file.warnings
-    max_chars = file.limits.max_field_chars
-    start = reader.line_num + 1
+    table = _CsvTable(file, names, text)
+    start = reader.line_num + 1  # the number of the next line
     while True:
+        batch: list[str] = []
         try:
-            for row in reader:
-                line, start = start, reader.line_num + 1
-                if text.overlong:
-                    text.overlong = text.unchecked = False
-                    yield file.too_long(line)
-                elif len(row) == width:
-                    # A row on one clean line needs no per-cell length or UTF-8 check.
-                    checked = not text.unchecked and start == line + 1
-                    text.unchecked = False
-                    try:
-                        obs = normalize_cells(
-                            columns,
-                            row,
-                            ref,
-                            line,
-                            warnings=warnings,
-                            max_field_chars=max_chars,
-                            checked=checked,
-                        )
-                    except RowError as exc:
-                        yield file.reject(line, exc.field, exc.reason)
-                    else:
-                        report.rows += 1
-                        report.accepted += 1
-                        yield obs
-                elif row and (len(row) > 1 or row[0].strip()):
-                    text.unchecked = False
-                    yield file.reject(line, ROW, f"{len(row)} cells, the header has {width}")
+            batch.extend(islice(lines, _BATCH_LINES))
+        except Exception as exc:  # the lines before the failure still give their rows
+            failure: Exception | None = exc
+            rest: Iterator[str] = _raising(exc)
+        else:
+            failure, rest = None, lines
+        if not batch and failure is None:
             return
-        except csv.Error as exc:
-            line, start = start, reader.line_num + 1
-            text.overlong = text.unchecked = False
-            yield file.reject(line, ROW, f"CSV error: {exc}")
+        rows = None if text.flagged(start, start + len(batch)) else _whole_rows(batch)
+        if rows is None:
+            start = yield from table.stream(batch, rest, start)
+        else:
+            yield from table.rows(rows, start)
+            start += len(rows)
+        text.forget(start)
+        if failure is not None:
+            raise failure
+
+
+def _raising(exc: Exception) -> Iterator[str]:
+    """The lines after those read when reading failed: the failure again."""
+    yield from ()
+    raise exc
+
+
+def _whole_rows(lines: list[str]) -> list[list[str]] | None:
+    """The rows of ``lines`` when each line is one whole row, else None."""
+    try:  # after the last line, an empty one: taken into a last row that does not end
+        rows = list(csv.reader([*lines, "\n"]))
+    except csv.Error:
+        return None
+    if len(rows) != len(lines) + 1:
+        return None
+    rows.pop()
+    return rows
+
+
+class _CsvTable:
+    """The rows of a CSV file under its header."""
+
+    def __init__(self, file: _File, names: list[str], text: _CsvText) -> None:
+        self.file = file
+        self.columns = csv_columns(names)
+        self.width = len(names)
+        self.text = text
+
+    def rows(self, rows: list[list[str]], first: int) -> list[Observation | Reject]:
+        """The rows of lines ``first`` on, one row a line, normalized together and counted."""
+        file, width = self.file, self.width
+        lines = range(first, first + len(rows))
+        if all(map(width.__eq__, map(len, rows))):  # every row is as wide as the header
+            outcomes = self.normalized(rows, lines)
+            if RowError not in map(type, outcomes):  # every row accepted
+                file.report.rows += len(rows)
+                file.report.accepted += len(rows)
+                return cast("list[Observation | Reject]", outcomes)
+        else:
+            fits = [len(row) == width for row in rows]
+            outcomes = self.normalized(list(compress(rows, fits)), list(compress(lines, fits)))
+        items: list[Observation | Reject] = []
+        normalized = iter(outcomes)
+        for line, row in zip(lines, rows, strict=True):
+            if len(row) != width:
+                misfit = self.misfit(line, row)
+                if misfit is not None:
+                    items.append(misfit)
+                continue
+            outcome = next(normalized)
+            if isinstance(outcome, RowError):
+                items.append(file.reject(line, outcome.field, outcome.reason))
+            else:
+                file.accept()
+                items.append(outcome)
+        return items
+
+    def normalized(
+        self, rows: list[list[str]], lines: Sequence[int]
+    ) -> list[Observation | RowError]:
+        """normalize_rows, with no cell check when the lines were all clean."""
+        unchecked = self.text.unchecked
+        return normalize_rows(
+            self.columns,
+            rows,
+            lines,
+            self.file.ref,
+            warnings=self.file.warnings,
+            max_field_chars=self.file.limits.max_field_chars,
+            checked=not unchecked or unchecked.isdisjoint(lines),
+        )
+
+    def stream(
+        self, batch: list[str], rest: Iterator[str], first: int
+    ) -> Generator[Observation | Reject, None, int]:
+        """The rows of ``batch`` (lines ``first`` on) read one by one, the last one going on
+        into ``rest`` if it does not end with the batch; return the number of the next line."""
+        file, text = self.file, self.text
+        reader = csv.reader(chain(batch, rest))
+        line = first
+        while reader.line_num < len(batch):
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                yield file.reject(line, ROW, f"CSV error: {exc}")
+                line = first + reader.line_num
+                continue
+            end = first + reader.line_num
+            if text.flagged(line, end):
+                yield file.too_long(line)
+            elif len(row) == self.width:
+                # A row on one clean line needs no per-cell length or UTF-8 check.
+                checked = end == line + 1 and line not in text.unchecked
+                try:
+                    obs = normalize_cells(
+                        self.columns,
+                        row,
+                        file.ref,
+                        line,
+                        warnings=file.warnings,
+                        max_field_chars=file.limits.max_field_chars,
+                        checked=checked,
+                    )
+                except RowError as exc:
+                    yield file.reject(line, exc.field, exc.reason)
+                else:
+                    file.accept()
+                    yield obs
+            else:
+                misfit = self.misfit(line, row)
+                if misfit is not None:
+                    yield misfit
+            line = end
+        return first + reader.line_num
+
+    def misfit(self, line: int, row: list[str]) -> Reject | None:
+        """A row of another width than the header's: rejected unless it is blank."""
+        if row and (len(row) > 1 or row[0].strip()):
+            return self.file.reject(line, ROW, f"{len(row)} cells, the header has {self.width}")
+        return None
 
 
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=Decimal)
@@ -510,7 +675,30 @@ def read_file(
                 else:
                     rejects.append(item)
     except UnreadableFile as exc:
-        checksum = report.checksum
-        report = FileReport(path=ref.key, status="unreadable", reason=exc.reason, checksum=checksum)
+        _void(report, exc)
         return [], [], report
     return observations, rejects, report
+
+
+def iter_rejects(
+    ref: FileRef, stream: BinaryIO, report: FileReport, limits: Limits = DEFAULT_LIMITS
+) -> Iterator[Reject]:
+    """The rejects of a file as they are read, its observations counted in ``report`` and
+    dropped: memory stays flat in the file's size.
+
+    An unreadable file ends the iteration with ``report`` as :func:`read_file` gives it
+    (``status="unreadable"``, no rows): the rejects yielded before it failed do not count.
+    """
+    try:
+        for item in iter_file(ref, stream, report, limits):
+            if type(item) is Reject:
+                yield item
+    except UnreadableFile as exc:
+        _void(report, exc)
+
+
+def _void(report: FileReport, exc: UnreadableFile) -> None:
+    """Make ``report`` that of an unreadable file: none of its rows count."""
+    report.status, report.reason = "unreadable", exc.reason
+    report.rows = report.accepted = report.rejected = 0
+    report.warnings.clear()

@@ -11,13 +11,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache, partial
+from itertools import repeat
 from socket import AF_INET, inet_pton
 from typing import Any
 from urllib.parse import urlsplit
@@ -159,8 +160,9 @@ def printable(value: str, width: int = 64) -> str:
 # --- converters ---
 # A field compiles to (argument slot, memo, str converter, converter of other JSON values).
 # The str converter gets a stripped non-empty str (None: kept as written). The memo of a
-# field whose values repeat (enums, times, counts, module lists...) maps raw text to the
-# converted value: a repeated value costs one dict lookup.
+# field whose values repeat (enums, times, counts, module lists...) maps raw text to what
+# the row's argument becomes: the converted value, or the field's default for a blank text.
+# A repeated value costs one dict lookup.
 
 Converter = Callable[[Any], Any]
 _Compiled = tuple[int, "dict[str, Any] | None", "Converter | None", Converter]
@@ -169,6 +171,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _BOOLS = {"true": True, "1": True, "false": False, "0": False}
 _JSON_TYPES = {bool: "a boolean", list: "an array", dict: "an object", int: "a number"}
 _MEMO_MAX = 4096
+_MISS: Any = object()  # not in a memo
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -176,17 +179,16 @@ def _kind(value: object) -> str:
     return _JSON_TYPES.get(type(value), "a number" if isinstance(value, Decimal) else "a value")
 
 
-def _memo_miss(memo: dict[str, Any], convert: Converter | None, raw: str) -> Any:
-    """Convert a text that is not in the memo as written; None when it is blank."""
+def _memo_miss(memo: dict[str, Any], convert: Converter | None, blank: Any, raw: str) -> Any:
+    """Convert a text that is not in the memo as written (``blank`` when it is blank), and
+    remember it as written and stripped."""
     text = raw.strip()
-    if not text:
-        return None
-    value = memo.get(text)
-    if value is None:
+    value = memo.get(text, _MISS) if text else blank
+    if value is _MISS:
         value = text if convert is None else convert(text)
-        if len(memo) >= _MEMO_MAX:
-            memo.clear()
-        memo[text] = value
+    if len(memo) >= _MEMO_MAX:
+        memo.clear()
+    memo[text] = memo[raw] = value
     return value
 
 
@@ -365,6 +367,35 @@ def _modules(spec: FieldSpec) -> Converter:
     return convert
 
 
+# Column converters take a whole CSV column of stripped, non-blank texts in C loops: the
+# fields whose values do not repeat (the memo serves the others) and whose common form is
+# simple. None when a text needs the field's converter, which then runs cell by cell.
+ColumnConverter = Callable[[list[str]], "list[Any] | None"]
+
+
+def _host_column(texts: list[str]) -> list[str] | None:
+    """:func:`_host` of each text; None when one is a lone dot."""
+    hosts = list(map(str.removesuffix, map(str.lower, texts), repeat(".")))
+    return None if "" in hosts else hosts
+
+
+def _ipv4_column(texts: list[str]) -> list[tuple[str, ...]] | None:
+    """The IP lists of texts that are each one IPv4 address in dotted-quad form (see _ip)."""
+    try:
+        list(map(inet_pton, repeat(AF_INET), texts))
+    except (OSError, ValueError):
+        return None
+    return list(zip(texts))  # one-address tuples
+
+
+def _column_converter(spec: FieldSpec) -> ColumnConverter | None:
+    if spec.type is FieldType.IP_LIST:
+        return _ipv4_column
+    if spec.type is FieldType.STRING and spec.norm is Norm.HOST:
+        return _host_column
+    return None
+
+
 _CONVERTERS: dict[FieldType, Callable[[FieldSpec], Converter | None]] = {
     FieldType.STRING: _string,
     FieldType.ENUM: _enum,
@@ -383,8 +414,8 @@ def _compile(spec: FieldSpec, slot: int) -> _Compiled:
 
     def from_text(text: str) -> Any:
         if memo is not None:
-            value = memo.get(text)
-            return value if value is not None else _memo_miss(memo, convert, text)
+            value = memo.get(text, _MISS)
+            return value if value is not _MISS else _memo_miss(memo, convert, _TEMPLATE[slot], text)
         return text if convert is None else convert(text)
 
     def other(value: object) -> Any:
@@ -412,6 +443,7 @@ _OBS_FIELDS = dataclass_fields(Observation)
 _SLOTS = {f.name: i for i, f in enumerate(_OBS_FIELDS)}
 _PATH_SLOTS = {"tenant": len(_SLOTS), "source": len(_SLOTS) + 1}
 _ABSENT: Any = object()  # no value and no static default
+_NO_MODULES: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())  # known, unknown
 _TEMPLATE: list[Any] = [_ABSENT if f.default is MISSING else f.default for f in _OBS_FIELDS]
 _TEMPLATE += [None, None]
 for _name in ("modules", "has_findings", "ot_level"):  # computed defaults
@@ -431,6 +463,7 @@ _SOURCE, _DAY, _PATH, _LINE, _OBSERVED_AT, _ASSET_TYPE, _MODULES, _VULNS, _FINDI
         "ot_level",
     )
 )
+_COLUMN_CONVERTERS = {spec.name: c for spec in FIELDS if (c := _column_converter(spec))}
 _FIELD_TABLE: dict[str, _Compiled] = {
     spec.name: _compile(
         spec, _PATH_SLOTS[spec.name] if spec.path_check else _SLOTS[spec.attr or spec.name]
@@ -494,11 +527,9 @@ def normalize(
             if len(value) > max_field_chars or not value.isascii():
                 _check_text(name, value, max_field_chars)
             if memo is not None:
-                converted = memo.get(value)
-                if converted is None:
-                    converted = _memo_miss(memo, convert, value)
-                    if converted is None:
-                        continue
+                converted = memo.get(value, _MISS)
+                if converted is _MISS:
+                    converted = _memo_miss(memo, convert, _TEMPLATE[slot], value)
                 args[slot] = converted
             else:
                 value = value.strip()
@@ -511,9 +542,9 @@ def normalize(
     return _observation(args, ref, line, warnings)
 
 
-#: The known columns of a CSV header: (name, cell index, slot, memo lookup or None,
-#: converter: of a text missing from the memo, or of any text when there is no memo).
-Column = tuple[str, int, int, "Callable[[str], Any] | None", "Converter | None"]
+#: The known columns of a CSV header: (name, cell index, slot, memo or None, converter:
+#: of a text missing from the memo, or of any text when there is no memo; column converter).
+Column = tuple[str, int, int, "dict[str, Any] | None", "Converter | None", "ColumnConverter | None"]
 Columns = tuple[Column, ...]
 
 
@@ -524,9 +555,10 @@ def csv_columns(header: Sequence[str]) -> Columns:
         if name in _FIELD_TABLE:
             slot, memo, convert, _ = _FIELD_TABLE[name]
             if memo is None:
-                columns.append((name, index, slot, None, convert))
+                columns.append((name, index, slot, None, convert, _COLUMN_CONVERTERS.get(name)))
             else:
-                columns.append((name, index, slot, memo.get, partial(_memo_miss, memo, convert)))
+                miss = partial(_memo_miss, memo, convert, _TEMPLATE[slot])
+                columns.append((name, index, slot, memo, miss, None))
     return tuple(columns)
 
 
@@ -550,22 +582,208 @@ def normalize_cells(
             if len(value) > max_field_chars or not value.isascii():
                 _check_text(name, value, max_field_chars)
     args = _TEMPLATE.copy()
-    for _name, index, slot, lookup, convert in columns:
+    for _name, index, slot, memo, convert, _ in columns:
         value = cells[index]
         if not value:
             continue
-        if lookup is not None:
-            converted = lookup(value)
-            if converted is None:
+        if memo is not None:
+            converted = memo.get(value, _MISS)
+            if converted is _MISS:
                 converted = convert(value)  # type: ignore[misc]
-                if converted is None:
-                    continue
             args[slot] = converted
         else:
             value = value.strip()
             if value:
                 args[slot] = value if convert is None else convert(value)
     return _observation(args, ref, line, warnings)
+
+
+def normalize_rows(
+    columns: Columns,
+    rows: Sequence[Sequence[str]],
+    lines: Sequence[int],
+    ref: FileRef,
+    *,
+    warnings: RowWarnings | None = None,
+    max_field_chars: int = MAX_FIELD_CHARS,
+    checked: bool = False,
+) -> list[Observation | RowError]:
+    """:func:`normalize_cells` of each of ``rows`` (at ``lines``), column by column.
+
+    The outcome of every row (its observation or its error) and the warnings are those of
+    :func:`normalize_cells`, but the work is done over whole columns in loops that run in C
+    (memo lookups, strips, minimum and maximum): a row costs little more than building and
+    classifying its ``Observation``. As in normalize_cells, every cell is checked before
+    any is converted, column after column, so the first failure met in a row is the one
+    normalize_cells raises. A row that fails a row check (:func:`_check_rows`), or a cell
+    with an exception other than RowError, is handed to normalize_cells.
+    """
+    if not rows:
+        return []
+    cells_of = list(zip(*rows, strict=True))
+    failed: Failures = {}
+    if not checked:
+        for name, index, *_ in columns:
+            _check_column(name, cells_of[index], max_field_chars, failed)
+    given: dict[int, list[Any]] = {}  # slot -> the values of a column, in row order
+    for _name, index, slot, memo, convert, column in columns:
+        blank = _TEMPLATE[slot]
+        given[slot] = _convert_column(cells_of[index], memo, convert, column, blank, failed)
+    refused = _check_rows(given, ref, len(rows))
+    args, unknown_modules = _arguments(given, ref, lines)
+    if warnings is not None and any(unknown_modules):
+        for index, names in enumerate(unknown_modules):
+            if names and index not in failed and index not in refused:
+                warnings.unknown_modules.update(names)
+    redo = refused.union(index for index, failure in failed.items() if failure is None)
+    outcomes: list[Observation | RowError] = []
+    append = outcomes.append
+    for index, obs in enumerate(map(Observation, *args)):
+        failure = failed.get(index)
+        if failure is not None:
+            append(failure)
+            continue
+        try:
+            if index in redo:
+                obs = normalize_cells(
+                    columns,
+                    rows[index],
+                    ref,
+                    lines[index],
+                    warnings=warnings,
+                    max_field_chars=max_field_chars,
+                    checked=checked,
+                )
+            else:
+                classify(obs)
+        except RowError as exc:  # kept without its traceback, which holds this frame
+            append(RowError(exc.field, exc.reason))
+        else:
+            append(obs)
+    return outcomes
+
+
+#: The rows of a batch whose cells failed: the first RowError met (checks, then
+#: conversions, column after column), or None for another exception, which normalize_cells
+#: then meets again. Errors are kept without their tracebacks (they hold the batch).
+Failures = dict[int, "RowError | None"]
+
+
+def _fail(failed: Failures, index: int, exc: Exception) -> None:
+    if index not in failed:
+        failed[index] = RowError(exc.field, exc.reason) if isinstance(exc, RowError) else None
+
+
+def _check_column(name: str, cells: Sequence[str], max_chars: int, failed: Failures) -> None:
+    """:func:`_check_text` of every cell of a column."""
+    if max(map(len, cells)) > max_chars or not all(map(str.isascii, cells)):
+        for index, cell in enumerate(cells):
+            try:
+                _check_text(name, cell, max_chars)
+            except RowError as exc:
+                _fail(failed, index, exc)
+
+
+def _convert_column(
+    cells: Sequence[str],
+    memo: dict[str, Any] | None,
+    convert: Converter | None,
+    column: ColumnConverter | None,
+    blank: Any,
+    failed: Failures,
+) -> list[Any]:
+    """The row values of a column's cells, ``blank`` for a blank cell (and a failed one)."""
+    if memo is not None:
+        try:
+            return list(map(memo.__getitem__, cells))  # every text seen before
+        except KeyError:
+            values = list(map(memo.get, cells, repeat(_MISS)))
+        for index, value in enumerate(values):
+            if value is _MISS:
+                values[index] = _convert_cell(convert, cells[index], index, blank, failed)  # type: ignore[arg-type]
+        return values
+    texts = list(map(str.strip, cells))
+    if convert is None:
+        return texts if "" not in texts else [text or blank for text in texts]
+    if column is not None and "" not in texts:
+        converted = column(texts)
+        if converted is not None:
+            return converted
+    try:
+        return [convert(text) if text else blank for text in texts]
+    except Exception:  # a cell it refuses: found cell by cell
+        return [
+            _convert_cell(convert, text, index, blank, failed) if text else blank
+            for index, text in enumerate(texts)
+        ]
+
+
+def _convert_cell(convert: Converter, text: str, index: int, blank: Any, failed: Failures) -> Any:
+    try:
+        return convert(text)
+    except Exception as exc:  # whatever it is, as normalize_cells would meet it
+        _fail(failed, index, exc)
+        return blank
+
+
+def _arguments(
+    given: dict[int, list[Any]], ref: FileRef, lines: Sequence[int]
+) -> tuple[list[Iterable[Any]], Sequence[frozenset[str]]]:
+    """The positional arguments of the rows' observations, column by column, with the
+    defaults :func:`_observation` gives; and the unknown module names of each row."""
+    count = len(lines)
+    args: list[Iterable[Any]] = [
+        given.get(slot) or repeat(default, count)
+        for slot, default in enumerate(_TEMPLATE[: len(_OBS_FIELDS)])
+    ]
+    args[_SOURCE], args[_DAY], args[_PATH] = (
+        repeat(v, count) for v in (ref.source, ref.day, ref.key)
+    )
+    args[_LINE] = lines
+    args[_OBSERVED_AT] = _defaulted(given.get(_OBSERVED_AT), [_day_window(ref.day)[0]] * count)
+    modules = _defaulted(given.get(_MODULES), [_NO_MODULES] * count)
+    args[_MODULES], unknown = zip(*modules, strict=True)
+    # A vuln_count is None or an int >= 0: bool(vuln_count) is "vuln_count > 0".
+    findings = list(map(bool, given.get(_VULNS) or repeat(None, count)))
+    args[_FINDINGS] = _defaulted(given.get(_FINDINGS), findings)
+    args[_OT] = _defaulted(given.get(_OT), ["vulnerable" if f else "basic" for f in findings])
+    return args, unknown
+
+
+def _defaulted(values: list[Any] | None, defaults: list[Any]) -> list[Any]:
+    """A column's values, or ``defaults`` where it has none (or where there is no column)."""
+    if values is None:
+        return defaults
+    if _ABSENT not in values:
+        return values
+    return [d if v is _ABSENT else v for v, d in zip(values, defaults, strict=True)]
+
+
+def _check_rows(given: dict[int, list[Any]], ref: FileRef, count: int) -> set[int]:
+    """The rows that :func:`_observation` refuses: a tenant or source that is not the
+    path's, no asset type, an observed_at more than one day from the file's date."""
+    refused: set[int] = set()
+    for slot, expected in (
+        (_PATH_SLOTS["source"], ref.source),
+        (_PATH_SLOTS["tenant"], ref.tenant),
+    ):
+        values = given.get(slot)
+        if values is not None:
+            refused.update(i for i, value in enumerate(values) if value not in (None, expected))
+    types = given.get(_ASSET_TYPE)
+    if types is None:
+        refused.update(range(count))
+    elif _ABSENT in types:
+        refused.update(i for i, value in enumerate(types) if value is _ABSENT)
+    times = given.get(_OBSERVED_AT)
+    if times is not None:
+        _, low, high = _day_window(ref.day)
+        present = times if _ABSENT not in times else [t for t in times if t is not _ABSENT]
+        if present and not (low <= min(present) and max(present) < high):
+            refused.update(
+                i for i, t in enumerate(times) if t is not _ABSENT and not low <= t < high
+            )
+    return refused
 
 
 def _observation(
