@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -38,6 +38,7 @@ from typing import Any
 ROOT = Path(__file__).absolute().parents[1]
 REGION = "eu-west-1"
 BUCKET = "soak-inventory"
+METER_ARN = "arn:aws:sqs:eu-west-1:123456789012:soak-meter.fifo"
 START = date(2026, 1, 1)
 ENV = {
     "AWS_DEFAULT_REGION": REGION,
@@ -50,7 +51,6 @@ ENV = {
     "SUBSCRIPTIONS_TABLE": "soak-subscriptions",
     "IDEMPOTENCY_TABLE": "soak-idempotency",
     "STATE_BUCKET": "soak-state",
-    "METER_FUNCTION_NAME": "soak-meter",
     "POWERTOOLS_SERVICE_NAME": "qlumeter",
     "POWERTOOLS_METRICS_NAMESPACE": "qlumeter",
     "POWERTOOLS_TRACE_DISABLED": "true",
@@ -132,8 +132,10 @@ class Context:
         return 900_000
 
 
-class NoTrigger:
-    def request(self, tenant: str, as_of: Any) -> None:
+class NoRequests:
+    """The ingest's meter queue: the soak asks for the runs itself."""
+
+    def send(self, requests: list[Any]) -> None:
         pass
 
 
@@ -171,6 +173,7 @@ def create_resources(endpoint: str) -> dict[str, str]:
     )
     topic = sns.create_topic(Name="soak-usage")["TopicArn"]
     consumer = sqs.create_queue(QueueName="soak-consumer")["QueueUrl"]
+    meter = sqs.create_queue(QueueName="soak-meter.fifo", Attributes={"FifoQueue": "true"})
     consumer_arn = sqs.get_queue_attributes(QueueUrl=consumer, AttributeNames=["QueueArn"])
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=consumer_arn["Attributes"]["QueueArn"])
     bind({name: ENV[f"{name.upper()}_TABLE"] for name in TABLES}, region=REGION)
@@ -183,7 +186,12 @@ def create_resources(endpoint: str) -> dict[str, str]:
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
     )
     sqs.purge_queue(QueueUrl=queue_url)  # the s3:TestEvent
-    return {"TOPIC_ARN": topic, "INGEST_QUEUE_URL": queue_url, "CONSUMER_URL": consumer}
+    return {
+        "TOPIC_ARN": topic,
+        "INGEST_QUEUE_URL": queue_url,
+        "CONSUMER_URL": consumer,
+        "METER_QUEUE_URL": meter["QueueUrl"],
+    }
 
 
 def agent_rows(tenant: int, n: int, count: int, rng: random.Random) -> list[dict[str, Any]]:
@@ -253,7 +261,7 @@ def ingest_worker(env: dict[str, str], deadline: float) -> WorkerStats:
     import boto3
 
     app = load("ingest")
-    app.service.trigger = NoTrigger()
+    app.service.meter_queue = NoRequests()
     local_only(env["AWS_ENDPOINT_URL"])
     sqs = boto3.client("sqs", region_name=REGION)
     queue = env["INGEST_QUEUE_URL"]
@@ -295,7 +303,11 @@ def _queue_empty(sqs: Any, queue: str) -> bool:
 def meter_worker(
     env: dict[str, str], tenants: list[str], as_of: str, deadline: float
 ) -> WorkerStats:
+    """Hand each tenant's request to the meter handler, as the meter queue's poller would."""
     _start_worker(env)
+    from qlumeter.pipeline.requests import MeterRequest
+    from qlumeter_cli.stack import sqs_event
+
     app = load("meter")
     local_only(env["AWS_ENDPOINT_URL"])
     stats = WorkerStats(first=time.time())
@@ -304,8 +316,20 @@ def meter_worker(
             stats.errors.append(f"{tenant}: not metered before the deadline")
             continue
         stats.invocations += 1
+        request = MeterRequest(
+            subscription_id=tenant, as_of=as_of, reason="request", requested_at=datetime.now(UTC)
+        )
+        message: Any = {
+            "MessageId": tenant,
+            "ReceiptHandle": tenant,
+            "Body": request.body(),
+            "MD5OfBody": "",
+            "Attributes": {"MessageGroupId": tenant, "MessageDeduplicationId": tenant},
+        }
         try:
-            app.handler({"subscription_id": tenant, "as_of": as_of}, Context("meter"))
+            response = app.handler(sqs_event([message], METER_ARN), Context("meter"))
+            if response["batchItemFailures"]:
+                raise RuntimeError("the run failed")
         except Exception as exc:
             stats.failures += 1
             stats.errors.append(f"{tenant}: {type(exc).__name__}: {exc}"[:300])

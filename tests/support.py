@@ -287,21 +287,23 @@ ENV = {
 }
 
 
-class RecordingTrigger:
-    """Stands in for the asynchronous invoke of the meter function."""
+class RecordingQueue:
+    """The ingest's meter queue, recording the late-data requests it sends."""
 
-    def __init__(self) -> None:
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
         self.requests: list[tuple[str, str]] = []
 
-    def request(self, tenant: str, as_of: Any) -> None:
-        self.requests.append((tenant, str(as_of)))
+    def send(self, requests: list[Any]) -> None:
+        self.requests += [(r.subscription_id, r.as_of.isoformat()) for r in requests]
+        self.queue.send(requests)
 
 
 class Pipeline(Stack):
-    """The stack with the late-data trigger recorded instead of invoking a function."""
+    """The stack, with the late-data requests ingest sends recorded (``late.requests``)."""
 
     def __init__(self, setenv: Callable[[str, str], None]) -> None:
         super().__init__(TEMPLATE, setenv, parameters={"LogLevel": "WARNING"})
-        self.trigger = RecordingTrigger()
-        self.ingest.service.trigger = self.trigger
+        self.late = RecordingQueue(self.ingest.service.meter_queue)
+        self.ingest.service.meter_queue = self.late
         assert self.inventory_bucket == INVENTORY_BUCKET

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ from .stack import Consumer
 DEFAULT_STACK = "qlumeter-dev"
 POLL_SECONDS = 2.0
 INGEST_TIMEOUT = 1800.0  # a large file may take several 15-minute parts
+METER_TIMEOUT = 3600.0  # a long run goes on over several 15-minute invocations
+CLOCK_SKEW = timedelta(minutes=1)  # between this machine and the stack's
 
 
 class RemoteStack(Consumer):
@@ -127,7 +129,19 @@ class RemoteStack(Consumer):
         )
 
     def meter(self, **event: Any) -> dict[str, Any]:
-        return self._invoke("MeterFunctionName", event)
+        """Ask the dispatch for a run of one tenant as of a day, and wait until a run of it
+        that started after the request has finished (it may take several invocations)."""
+        asked = datetime.now(UTC) - CLOCK_SKEW
+        answer = self._invoke("DispatchFunctionName", event)
+        deadline = time.monotonic() + METER_TIMEOUT
+        store = DynamoStore()
+        while True:
+            state = store.get_state(event["subscription_id"])
+            if state.run is None and state.last_run_at and state.last_run_at >= asked:
+                return answer
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no run of {event['subscription_id']} finished in time")
+            time.sleep(POLL_SECONDS)
 
 
 def run_remote(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -74,7 +74,7 @@ def run_stack(
     messages: list[dict[str, Any]] = []
     days = day_range(sub.start_date, as_of)
     for done, day in enumerate(days, 1):
-        stack.meter(scheduled_time=f"{day + timedelta(days=1)}T02:30:00Z")
+        stack.meter(subscription_id=sub.subscription_id, as_of=day.isoformat())
         messages.extend(stack.published())
         report("metered", done, len(days))
         for _ in stack.drain():  # late-data requests are run by the next day's schedule

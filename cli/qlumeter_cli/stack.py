@@ -13,9 +13,10 @@ import json
 import os
 import re
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
@@ -27,6 +28,7 @@ import yaml
 if TYPE_CHECKING:
     from types_boto3_s3.type_defs import QueueConfigurationTypeDef
     from types_boto3_sqs import SQSClient
+    from types_boto3_sqs.literals import QueueAttributeNameType
     from types_boto3_sqs.type_defs import MessageTypeDef
 
 REGION: Final = "eu-west-1"
@@ -62,18 +64,20 @@ def load_template(path: Path) -> dict[str, Any]:
 
 @dataclass
 class Context:
-    """The parts of a Lambda context the handlers use."""
+    """The parts of a Lambda context the handlers use: a new request id per invocation, and
+    the time left (``remaining_ms``: the whole 15 minutes unless a test says otherwise)."""
 
     function_name: str
     memory_limit_in_mb: int = 1024
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    remaining_ms: int = 900_000
 
     @property
     def invoked_function_arn(self) -> str:
         return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
 
     def get_remaining_time_in_millis(self) -> int:
-        return 900_000
+        return self.remaining_ms
 
 
 def sqs_event(messages: list[MessageTypeDef], queue_arn: str) -> dict[str, Any]:
@@ -89,6 +93,11 @@ def sqs_event(messages: list[MessageTypeDef], queue_arn: str) -> dict[str, Any]:
                     "SentTimestamp": "0",
                     "SenderId": "s3",
                     "ApproximateFirstReceiveTimestamp": "0",
+                    **{
+                        name: m["Attributes"][name]
+                        for name in ("MessageGroupId", "MessageDeduplicationId")
+                        if name in m.get("Attributes", {})
+                    },
                 },
                 "messageAttributes": {},
                 "md5OfBody": m["MD5OfBody"],
@@ -169,9 +178,23 @@ class Stack(Consumer):
         self.topic_arn = self.physical[self._one("AWS::SNS::Topic", "")]
         self.consumer_url = self.subscribe_queue("qlumeter-local-consumer")
         self.ingest = self._function("IngestFunction")
+        self.dispatch_app = self._function("DispatchFunction")
         self.meter_app = self._function("MeterFunction")
         # in one process a manifest is read the moment it is written, on one clock
         self.meter_app.service.margin = timedelta(0)
+        self.meter_url = self.physical[self._one("AWS::SQS::Queue", "MeterQueue")]
+        self.meter_arn = self.arn_of(self.meter_url)
+        self.meter_dead_url = self.physical[self._one("AWS::SQS::Queue", "MeterDeadLetter")]
+        self.max_meter_receives = self._redrive("MeterQueue")
+        self.runs: list[Any] = []  # every run's result, in order (``work``)
+        run = self.meter_app.service.run
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            result = run(*args, **kwargs)
+            self.runs.append(result)
+            return result
+
+        setattr(self.meter_app.service, "run", recorded)  # noqa: B010 (an instance's method)
         self.admin = self._function("AdminFunction")
         self.ledger = self._function("LedgerFunction")
         self.ledger_url = self.physical[self._one("AWS::SQS::Queue", "LedgerQueue")]
@@ -179,6 +202,11 @@ class Stack(Consumer):
         self.ledger_dead: list[str] = []
 
     # -- building ------------------------------------------------------------------------------
+
+    def _redrive(self, logical: str) -> int:
+        """The receives after which a queue's message goes to its dead-letter queue."""
+        policy = self.resources[logical]["Properties"]["RedrivePolicy"]
+        return int(policy["maxReceiveCount"])
 
     def _one(self, kind: str, name: str) -> str:
         return next(k for k, r in self.resources.items() if r["Type"] == kind and name in k)
@@ -245,7 +273,12 @@ class Stack(Consumer):
             return name
         if kind == "AWS::SQS::Queue":
             name = self._name(properties, "QueueName", logical)
-            return str(self.sqs.create_queue(QueueName=name)["QueueUrl"])
+            fifo: dict[QueueAttributeNameType, str] = {
+                key: str(properties[key]).lower()
+                for key in ("FifoQueue", "ContentBasedDeduplication")
+                if key in properties
+            }
+            return str(self.sqs.create_queue(QueueName=name, Attributes=fifo)["QueueUrl"])
         name = self._name(properties, "TopicName", logical)
         return str(self.sns.create_topic(Name=name)["TopicArn"])
 
@@ -350,13 +383,69 @@ class Stack(Consumer):
             for message in messages:
                 yield self.deliver([message])
 
+    def dispatch(self, **event: Any) -> dict[str, Any]:
+        """The dispatch function: requests for metering runs on the meter queue."""
+        return dict(self.dispatch_app.handler(event, Context("dispatch")))
+
+    def work(
+        self, raise_errors: bool = True, context: Callable[[str], Context] | None = None
+    ) -> list[dict[str, Any]]:
+        """Hand the meter queue's requests to the meter function, one per invocation as its
+        event source does (a tenant's requests one at a time, in order), until the queue is
+        empty; after each, the ledger takes what the run published. A failed request is
+        received again (as after its visibility timeout) and, after the redrive policy's
+        receives, goes to the failure queue; ``raise_errors``: a failure is raised instead
+        (the request stays queued). ``context``: the Lambda context of an invocation for a
+        tenant. Returns the runs' results."""
+        results: list[dict[str, Any]] = []
+        while messages := self.sqs.receive_message(
+            QueueUrl=self.meter_url,
+            MaxNumberOfMessages=1,
+            AttributeNames=["All"],
+            VisibilityTimeout=0,  # a request not deleted is received again
+        ).get("Messages", []):
+            (message,) = messages
+            tenant = json.loads(message["Body"])["subscription_id"]
+            ran = len(self.runs)
+            try:
+                response = self.meter_app.handler(
+                    sqs_event([message], self.meter_arn),
+                    context(tenant) if context else Context("meter"),
+                )
+            except Exception:
+                if raise_errors:
+                    raise
+                response = {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
+            finally:
+                self.confirm()
+            results += [r.as_json() for r in self.runs[ran:]]
+            if not response["batchItemFailures"]:
+                self._delete(self.meter_url, message)
+            elif raise_errors:
+                raise RuntimeError(f"metering failed for {tenant}")
+            elif int(message["Attributes"]["ApproximateReceiveCount"]) >= self.max_meter_receives:
+                self._dead_letter(message)
+        return results
+
+    def _delete(self, url: str, message: MessageTypeDef) -> None:
+        self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _dead_letter(self, message: MessageTypeDef) -> None:
+        """The redrive policy: a request that failed its last receive to the failure queue."""
+        self._delete(self.meter_url, message)
+        attributes = message["Attributes"]
+        self.sqs.send_message(
+            QueueUrl=self.meter_dead_url,
+            MessageBody=message["Body"],
+            MessageGroupId=attributes["MessageGroupId"],
+            MessageDeduplicationId=attributes["MessageDeduplicationId"],
+        )
+
     def meter(self, **event: Any) -> dict[str, Any]:
-        """A meter run; then the ledger takes what the run published (as its queue's event
-        source would, within seconds), even when the run failed half-way."""
-        try:
-            return dict(self.meter_app.handler(event, Context("meter")))
-        finally:
-            self.confirm()
+        """The dispatch, then the meter queue worked until empty: ``{"as_of", "results"}``;
+        a failed run raises (its request stays on the queue)."""
+        dispatched = self.dispatch(**event)
+        return {"as_of": dispatched["as_of"], "results": self.work()}
 
     def confirm(self) -> None:
         """Hand the ledger queue's messages to the ledger handler, ten per invocation; a

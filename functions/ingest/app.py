@@ -26,7 +26,13 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from qlumeter.pipeline.clients import PART_KEY, LambdaTrigger, S3Objects, SnsPublisher, SqsParts
+from qlumeter.pipeline.clients import (
+    PART_KEY,
+    S3Objects,
+    SnsPublisher,
+    SqsMeterQueue,
+    SqsParts,
+)
 from qlumeter.pipeline.dynamo import DynamoStore, bind
 from qlumeter.pipeline.ingest import Ingest, IngestResult, ObjectVersion
 from qlumeter.pipeline.ranges import Part
@@ -43,7 +49,7 @@ service = Ingest(
     DynamoStore(),
     S3Objects(boto3.client("s3")),
     SnsPublisher(boto3.client("sns"), settings.TOPIC_ARN),
-    LambdaTrigger(boto3.client("lambda"), settings.METER_FUNCTION_NAME),
+    SqsMeterQueue(boto3.client("sqs"), settings.METER_QUEUE_URL),
     SqsParts(boto3.client("sqs"), settings.INGEST_QUEUE_URL),
     settings.SPLIT_BYTES,
     settings.PART_BYTES,

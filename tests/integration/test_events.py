@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from qlumeter.pipeline.dynamo import DynamoStore
-from qlumeter_cli.stack import Context
+from qlumeter_cli.stack import Context, sqs_event
 from tests.support import Pipeline
 
 EVENTS = Path(__file__).parents[2] / "events"
@@ -42,11 +42,15 @@ def test_recorded_events_drive_every_handler(pipeline: Pipeline) -> None:
     (manifest,) = DynamoStore().manifests("acme", date(2026, 1, 1), date(2026, 1, 1))
     assert (manifest.accepted, manifest.entities, manifest.status) == (2, 2, "ok")
 
-    scheduled = pipeline.meter_app.handler(event("scheduler_meter.json"), Context("meter"))
-    assert scheduled["as_of"] == "2026-01-15"
-    assert scheduled["results"][0]["total_qlus"] == "7.85"  # VMDR 2 x 1.5, CSAM 2, EDR 2.85
-    late = pipeline.meter_app.handler(event("meter_late_data.json"), Context("meter"))
-    assert late["results"][0]["published"] == []  # nothing new for that day
+    scheduled = pipeline.dispatch_app.handler(event("scheduler_dispatch.json"), Context("dispatch"))
+    assert scheduled == {"as_of": "2026-01-15", "reason": "schedule", "tenants": 1}
+    (request,) = pipeline.receive(pipeline.meter_url)  # what the dispatch queued
+    run = pipeline.meter_app.handler(sqs_event([request], pipeline.meter_arn), Context("meter"))
+    assert run == {"batchItemFailures": []}
+    assert pipeline.runs[-1].total_qlus == "7.85"  # VMDR 2 x 1.5, CSAM 2, EDR 2.85
+    late = pipeline.meter_app.handler(event("sqs_meter_late_data.json"), Context("meter"))
+    assert late == {"batchItemFailures": []}
+    assert pipeline.runs[-1].status == "covered"  # the run since started after the request
 
     # the ledger: the recorded usage message is the one the topic delivered to its queue
     # (raw), the second record names no valid subscription and is reported as failed

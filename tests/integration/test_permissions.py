@@ -79,6 +79,7 @@ def calls(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", record)
     for logical, module in (
         ("IngestFunction", pipeline.ingest),
+        ("DispatchFunction", pipeline.dispatch_app),
         ("MeterFunction", pipeline.meter_app),
         ("LedgerFunction", pipeline.ledger),
         ("AdminFunction", pipeline.admin),
@@ -118,10 +119,16 @@ def test_every_dynamodb_call_is_granted_by_the_template(
     bad = f"inventory/tenant={tenant}/source=scanner/date={day(4)}/bad.csv.gz"
     pipeline.upload_file(bad, b"not gzip")
     pipeline.deliver()
-    pipeline.meter(subscription_id=tenant, as_of=day(4).isoformat(), reason="late_data")
+    pipeline.work()  # the late-data request
     pipeline.meter(scheduled_time=f"{day(6)}T02:30:00Z")
     resources = load_template(TEMPLATE)["Resources"]
-    assert set(calls) == {"IngestFunction", "MeterFunction", "LedgerFunction", "AdminFunction"}
+    assert set(calls) == {
+        "IngestFunction",
+        "DispatchFunction",
+        "MeterFunction",
+        "LedgerFunction",
+        "AdminFunction",
+    }
     for logical, made in calls.items():
         assert made - granted(resources[logical]) == set(), logical
     # the ledger's PutItem is further bound to receipt keys (dynamodb:LeadingKeys)

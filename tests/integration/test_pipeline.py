@@ -135,16 +135,16 @@ def test_late_file_corrects_published_days_with_a_new_revision(
     key = "inventory/tenant=acme/source=scanner/date=2026-01-10/late.csv"
     pipeline.s3.put_object(Bucket=INVENTORY_BUCKET, Key=key, Body=(tmp_path / key).read_bytes())
     pipeline.deliver()
-    assert pipeline.trigger.requests == [("acme", "2026-01-17")]
-    pipeline.meter(subscription_id="acme", as_of="2026-01-17", reason="late_data")
+    assert pipeline.late.requests == [("acme", "2026-01-17")]
+    pipeline.work()  # the late-data request ingest queued
     corrections = [m for m in pipeline.published() if m["event_type"] == "correction"]
     assert {m["as_of"] for m in corrections} == {day(n).isoformat() for n in range(9, 17)}
     assert {m["revision"] for m in corrections} == {2}
     closed_fix = next(m for m in corrections if m["as_of"] == "2026-01-15")
     expected, _, _ = meter_folder(parse_subscription(SUBSCRIPTION), tmp_path, day(14))
     assert numbers(closed_fix) == numbers(expected["summary"])
-    # the same late request again changes nothing
-    pipeline.meter(subscription_id="acme", as_of="2026-01-17", reason="late_data")
+    # another run as of that day changes nothing
+    pipeline.meter(subscription_id="acme", as_of="2026-01-17")
     assert pipeline.published() == []
 
 

@@ -25,7 +25,7 @@ def test_run_against_a_deployed_stack_equals_meter(
         "InventoryBucketName": pipeline.inventory_bucket,
         "TopicArn": pipeline.topic_arn,
         "AdminFunctionName": "qlumeter-dev-admin",
-        "MeterFunctionName": "qlumeter-dev-meter",
+        "DispatchFunctionName": "qlumeter-dev-dispatch",
         **{
             f"{name}TableName": pipeline.physical[f"{name}Table"]
             for name in ("Observations", "Files", "Usage", "Subscriptions")
@@ -40,10 +40,16 @@ def test_run_against_a_deployed_stack_equals_meter(
             }
         ),
     )
-    functions = {"qlumeter-dev-admin": pipeline.admin, "qlumeter-dev-meter": pipeline.meter_app}
+
+    def dispatch(event: dict[str, Any], context: Context) -> dict[str, Any]:
+        answer = dict(pipeline.dispatch_app.handler(event, context))
+        pipeline.work()  # the meter queue's event source
+        return answer
+
+    functions = {"qlumeter-dev-admin": pipeline.admin.handler, "qlumeter-dev-dispatch": dispatch}
 
     def invoke(self: Any, FunctionName: str, Payload: bytes) -> dict[str, Any]:
-        result = functions[FunctionName].handler(json.loads(Payload), Context(FunctionName))
+        result = functions[FunctionName](json.loads(Payload), Context(FunctionName))
         return {"Payload": io.BytesIO(json.dumps(result).encode())}
 
     # the deployed plumbing: Lambda invokes by name, and S3 -> SQS -> ingest between polls

@@ -349,16 +349,22 @@ class Driver:
                 pending.append(message)
 
     def honour_late(self) -> None:
-        """Run the late-data requests the ingest made (its asynchronous invokes)."""
-        while self.p.trigger.requests:
-            tenant, as_of = self.p.trigger.requests.pop(0)
-            self.late_requests.append((tenant, as_of))
-            self.meter(tenant, as_of, reason="late_data")
+        """Run the late-data requests the ingest queued on the meter queue."""
+        self.late_requests += self.p.late.requests
+        self.p.late.requests.clear()
+        self.work()
 
-    def meter(self, tenant: str, as_of: str, reason: str = "schedule") -> dict[str, Any]:
+    def meter(self, tenant: str, as_of: str) -> dict[str, Any]:
+        """A run of ``tenant`` as of ``as_of`` asked for, and the meter queue worked."""
+        self.p.dispatch(subscription_id=tenant, as_of=as_of)
+        return self.work()
+
+    def work(self) -> dict[str, Any]:
+        """Work the meter queue; a failed run is retried (its request stays queued, as SQS
+        hands it out again after its visibility timeout)."""
         for attempt in range(self.meter_tries):
             try:
-                return self.p.meter(subscription_id=tenant, as_of=as_of, reason=reason)
+                return {"results": self.p.work()}
             except (Exception, Killed):
                 self.meter_failures += 1
                 if attempt == self.meter_tries - 1:

@@ -199,7 +199,7 @@ def test_killed_mid_file_and_redelivered(
             "PutObject",
             when="after",
             where=lambda params: (
-                re.fullmatch(r"checkpoints/\w+/[0-9-]{10}\.pickle", params["Key"]) is not None
+                re.fullmatch(r"checkpoints/\w+/[0-9-]{10}\.state", params["Key"]) is not None
             ),
         ),
         faults.add(

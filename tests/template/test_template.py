@@ -30,7 +30,13 @@ from qlumeter_cli.stack import load_template
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 FUNCTION = "AWS::Serverless::Function"
-FUNCTIONS = ["IngestFunction", "MeterFunction", "AdminFunction", "LedgerFunction"]
+FUNCTIONS = [
+    "IngestFunction",
+    "DispatchFunction",
+    "MeterFunction",
+    "AdminFunction",
+    "LedgerFunction",
+]
 POWERTOOLS_VARIABLES = {
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
@@ -224,7 +230,7 @@ def test_tables_are_on_demand_recoverable_and_encrypted(template: dict[str, Any]
 def test_four_functions_from_the_functions_folder(template: dict[str, Any]) -> None:
     folders = {p.parent.name for p in (ROOT / "functions").glob("*/app.py")}
     deployed = {Path(f["Properties"]["CodeUri"]).name for f in functions(template).values()}
-    assert deployed == folders == {"ingest", "meter", "admin", "ledger"}
+    assert deployed == folders == {"ingest", "dispatch", "meter", "admin", "ledger"}
     assert sorted(functions(template)) == sorted(FUNCTIONS)
 
 
@@ -329,8 +335,9 @@ def async_functions(template: dict[str, Any]) -> set[str]:
     return found
 
 
-def test_meter_is_invoked_asynchronously(template: dict[str, Any]) -> None:
-    assert "MeterFunction" in async_functions(template)
+def test_the_schedule_invokes_the_dispatch_only(template: dict[str, Any]) -> None:
+    """The meter runs from its queue (one tenant per invocation), never asynchronously."""
+    assert async_functions(template) == {"DispatchFunction"}
 
 
 def test_async_functions_have_a_failure_destination(template: dict[str, Any]) -> None:
@@ -351,7 +358,7 @@ def test_schedule_input_retry_and_dead_letter(template: dict[str, Any]) -> None:
     p = schedule["Properties"]
     assert ref_target(p["ScheduleExpression"]) == "ScheduleExpression"  # a parameter
     target = p["Target"]
-    assert ref_target(target["Arn"]) == "MeterFunction"
+    assert ref_target(target["Arn"]) == "DispatchFunction"
     assert yaml.safe_load(target["Input"]) == {"scheduled_time": "<aws.scheduler.scheduled-time>"}
     assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
     assert resources(template)[str(ref_target(target["DeadLetterConfig"]["Arn"]))]
@@ -366,7 +373,11 @@ def sqs_events(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]
 
 def test_sqs_event_sources_report_batch_item_failures(template: dict[str, Any]) -> None:
     found = list(sqs_events(template))
-    assert sorted(name for name, _ in found) == ["IngestFunction", "LedgerFunction"]
+    assert sorted(name for name, _ in found) == [
+        "IngestFunction",
+        "LedgerFunction",
+        "MeterFunction",
+    ]
     for _, event in found:
         assert "ReportBatchItemFailures" in event["FunctionResponseTypes"]
 
@@ -376,15 +387,38 @@ def test_event_source_queues_redrive_and_outlast_the_function(template: dict[str
     for name, event in sqs_events(template):
         queue = resources(template)[str(ref_target(event["Queue"]))]["Properties"]
         timeout = functions(template)[name]["Properties"]["Timeout"]
-        assert queue["VisibilityTimeout"] >= timeout * 6  # AWS's advice for event sources
-        assert queue["RedrivePolicy"]["maxReceiveCount"] == 5, name
+        if queue.get("FifoQueue"):
+            # the meter queue: a tenant's request is never handed out while an invocation
+            # may still be at work on it; a failed one comes back within minutes (the
+            # lease keeps a second run of a tenant from starting meanwhile)
+            assert timeout < queue["VisibilityTimeout"] <= timeout * 2, name
+        else:
+            assert queue["VisibilityTimeout"] >= timeout * 6  # AWS's advice for event sources
         dlq = ref_target(queue["RedrivePolicy"]["deadLetterTargetArn"])
         assert resources(template)[str(dlq)]["Type"] == "AWS::SQS::Queue"
-        queues[name] = (ref_target(event["Queue"]), dlq)
+        assert bool(resources(template)[str(dlq)]["Properties"].get("FifoQueue")) == bool(
+            queue.get("FifoQueue")
+        )
+        queues[name] = (ref_target(event["Queue"]), dlq, queue["RedrivePolicy"]["maxReceiveCount"])
     assert queues == {
-        "IngestFunction": ("IngestQueue", "IngestDeadLetterQueue"),
-        "LedgerFunction": ("LedgerQueue", "LedgerDeadLetterQueue"),
+        "IngestFunction": ("IngestQueue", "IngestDeadLetterQueue", 5),
+        "MeterFunction": ("MeterQueue", "MeterDeadLetterQueue", 3),
+        "LedgerFunction": ("LedgerQueue", "LedgerDeadLetterQueue", 5),
     }
+
+
+def test_the_meter_queue_serialises_each_tenant(template: dict[str, Any]) -> None:
+    """FIFO with explicit deduplication ids (the sender's: qlumeter.pipeline.requests), the
+    tenant as message group; the worker's concurrency is a parameter."""
+    queue = resources(template)["MeterQueue"]["Properties"]
+    assert queue["FifoQueue"] is True and queue["ContentBasedDeduplication"] is False
+    (event,) = functions(template)["MeterFunction"]["Properties"]["Events"].values()
+    assert event["Properties"]["BatchSize"] == 1
+    assert ref_target(event["Properties"]["ScalingConfig"]["MaximumConcurrency"]) == (
+        "MeterConcurrency"
+    )
+    parameter = template["Parameters"]["MeterConcurrency"]
+    assert 2 <= parameter["Default"] <= parameter["MaxValue"] <= 1000
 
 
 def test_a_failed_receipt_is_retried_before_the_meter_stops_waiting(

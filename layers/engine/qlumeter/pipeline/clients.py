@@ -1,10 +1,10 @@
-"""S3, SNS and Lambda behind the ``Objects``, ``Publisher`` and ``MeterTrigger`` ports."""
+"""S3, SNS and SQS behind the ``Objects``, ``Publisher``, ``PartQueue`` and ``MeterQueue``
+ports."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import date
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
@@ -12,9 +12,9 @@ from botocore.exceptions import ClientError
 from ..publishing import EventType
 from .ports import PublishRejected
 from .ranges import Part
+from .requests import MeterRequest
 
 if TYPE_CHECKING:  # the stubs are a development dependency only
-    from types_boto3_lambda import LambdaClient
     from types_boto3_s3 import S3Client
     from types_boto3_s3.type_defs import CopySourceTypeDef, GetObjectRequestTypeDef
     from types_boto3_sns import SNSClient
@@ -55,7 +55,13 @@ class S3Objects:
         self.client.put_object(Bucket=bucket, Key=key, Body=body)
 
     def get(self, bucket: str, key: str) -> bytes:
-        return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        try:
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise KeyError(key) from None
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.client.delete_object(Bucket=bucket, Key=key)
 
     def copy(self, bucket: str, key: str, version: str | None, target_key: str) -> None:
         source: CopySourceTypeDef = {"Bucket": bucket, "Key": key}
@@ -106,16 +112,32 @@ class SnsPublisher:
             raise
 
 
-class LambdaTrigger:
-    """``MeterTrigger``: invokes the meter function asynchronously (it has a DLQ)."""
+class SqsMeterQueue:
+    """``MeterQueue`` on the meter queue (SQS FIFO): the tenant is the message group, each
+    request brings its deduplication id. Entries SQS refuses are sent again a few times;
+    then the call fails (its caller is retried: nothing is lost)."""
 
-    def __init__(self, client: LambdaClient, function_name: str) -> None:
-        self.client, self.function_name = client, function_name
+    ATTEMPTS = 4
 
-    def request(self, tenant: str, as_of: date) -> None:
-        payload = {"subscription_id": tenant, "as_of": as_of.isoformat(), "reason": "late_data"}
-        self.client.invoke(
-            FunctionName=self.function_name,
-            InvocationType="Event",
-            Payload=json.dumps(payload).encode(),
-        )
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self.client, self.queue_url = client, queue_url
+
+    def send(self, requests: list[MeterRequest]) -> None:
+        for first in range(0, len(requests), 10):  # SQS's batch limit
+            batch = {str(i): r for i, r in enumerate(requests[first : first + 10])}
+            for _ in range(self.ATTEMPTS):
+                entries: list[SendMessageBatchRequestEntryTypeDef] = [
+                    {
+                        "Id": key,
+                        "MessageBody": request.body(),
+                        "MessageGroupId": request.subscription_id,
+                        "MessageDeduplicationId": request.deduplication_id(),
+                    }
+                    for key, request in batch.items()
+                ]
+                answer = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+                batch = {f["Id"]: batch[f["Id"]] for f in answer.get("Failed", [])}
+                if not batch:
+                    break
+            if batch:
+                raise RuntimeError(f"meter requests not queued: {sorted(batch)}")

@@ -50,7 +50,7 @@ from ..codec import decode, encode
 from ..config import Subscription, parse_subscription
 from ..observation import Observation
 from ..paths import FileRef, parse_key
-from .ports import Conflict, Head, Manifest, Pending, Published, TenantState
+from .ports import Conflict, Head, Manifest, Pending, Published, RunProgress, TenantState
 
 SHARDS = 8  # observation partitions per tenant and day: no single hot key
 RECEIPTS = "SENT"  # the ledger's receipts: pk <tenant>#SENT (the template lets it write only those)
@@ -268,6 +268,74 @@ def write_batches(model: type[Model], items: Iterable[Model], attempts: int = 8)
     return written
 
 
+#: The tenant state's stored form: 2 adds ``version``, the run in progress and when the
+#: newest run started; items without a version (the previous releases') read the same.
+STATE_VERSION = 2
+
+
+def _at(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def state_to_json(state: TenantState) -> dict[str, Any]:
+    """A tenant state as stored (days and times as ISO text)."""
+    data = {
+        name: value.isoformat() if isinstance(value, date) else value
+        for name, value in asdict(state).items()
+        if name not in ("tenant", "run")
+    }
+    data["version"] = STATE_VERSION
+    data["heads"] = {  # [saved, base] pairs, as the previous release stored them
+        day.isoformat(): [head.saved.isoformat(), head.base.isoformat() if head.base else ""]
+        for day, head in state.heads.items()
+    }
+    run = state.run
+    if run is not None:
+        day, at, files = run.late_basis
+        data["run"] = {
+            "as_of": run.as_of.isoformat(),
+            "started": run.started.isoformat(),
+            "first_new": run.first_new.isoformat(),
+            "base": run.base.isoformat() if run.base else None,
+            "next_day": run.next_day.isoformat(),
+            "state_key": run.state_key,
+            "folded": run.folded,
+            "late_basis": [day.isoformat() if day else None, at.isoformat() if at else None, files],
+            "rows": run.rows,
+            "days": run.days,
+        }
+    return data
+
+
+def state_from_json(tenant: str, stored: dict[str, Any]) -> TenantState:
+    """A tenant state back; fields of other releases are left out, missing ones default."""
+    data = {f.name: stored[f.name] for f in fields(TenantState) if f.name in stored}
+    for name in ("checkpoint_day", "newest_metered"):  # older releases kept other names
+        data[name] = _day(data[name]) if data.get(name) else None
+    data["checkpoint_at"] = _at(data.get("checkpoint_at"))
+    data["last_run_at"] = _at(data.get("last_run_at"))
+    data["heads"] = {
+        _day(day): Head(datetime.fromisoformat(saved), _day(base) if base else None)
+        for day, (saved, base) in data.get("heads", {}).items()
+    }
+    run = data.get("run")
+    if run is not None:
+        day, at, files = run["late_basis"]
+        data["run"] = RunProgress(
+            as_of=_day(run["as_of"]),
+            started=datetime.fromisoformat(run["started"]),
+            first_new=_day(run["first_new"]),
+            base=_day(run["base"]) if run["base"] else None,
+            next_day=_day(run["next_day"]),
+            state_key=run["state_key"],
+            folded=list(run["folded"]),
+            late_basis=(_day(day) if day else None, _at(at), list(files)),
+            rows=run["rows"],
+            days=run["days"],
+        )
+    return TenantState(tenant, **data)
+
+
 class DynamoStore:
     """``Store`` on DynamoDB."""
 
@@ -458,29 +526,10 @@ class DynamoStore:
             item = StateItem.get(f"{tenant}#STATE", "state", consistent_read=True)
         except StateItem.DoesNotExist:
             return TenantState(tenant)
-        stored = json.loads(item.state)
-        data = {f.name: stored[f.name] for f in fields(TenantState) if f.name in stored}
-        for name in ("checkpoint_day", "newest_metered"):  # older releases kept other names
-            data[name] = _day(data[name]) if data.get(name) else None
-        at = data.get("checkpoint_at")
-        data["checkpoint_at"] = datetime.fromisoformat(at) if at else None
-        data["heads"] = {
-            _day(day): Head(datetime.fromisoformat(saved), _day(base) if base else None)
-            for day, (saved, base) in data.get("heads", {}).items()
-        }
-        return TenantState(tenant, **data)
+        return state_from_json(tenant, json.loads(item.state))
 
     def put_state(self, state: TenantState) -> None:
-        data = {
-            name: value.isoformat() if isinstance(value, date) else value
-            for name, value in asdict(state).items()
-            if name != "tenant"
-        }
-        data["heads"] = {  # [saved, base] pairs, as the previous release stored them
-            day.isoformat(): [head.saved.isoformat(), head.base.isoformat() if head.base else ""]
-            for day, head in state.heads.items()
-        }
-        StateItem(f"{state.tenant}#STATE", "state", state=json.dumps(data)).save()
+        StateItem(f"{state.tenant}#STATE", "state", state=json.dumps(state_to_json(state))).save()
 
     def published(self, tenant: str, first: date, last: date) -> dict[date, Published]:
         return {

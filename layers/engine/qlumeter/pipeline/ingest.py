@@ -19,8 +19,9 @@ from ..paths import FileRef, PathError, parse_key
 from ..publishing import INGEST_FAILED
 from ..reader import FileReport, UnreadableFile, iter_file
 from ..summary import failure_message
-from .ports import Manifest, MeterTrigger, Objects, PartQueue, Publisher, Store
+from .ports import Manifest, MeterQueue, Objects, PartQueue, Publisher, Store
 from .ranges import Part, line_offset, part_stream, plan_ranges, splittable
+from .requests import MeterRequest
 
 INVENTORY_PREFIX = "inventory/"
 QUARANTINE_PREFIX = "quarantine/"
@@ -107,12 +108,13 @@ class Ingest:
         store: Store,
         objects: Objects,
         publisher: Publisher,
-        trigger: MeterTrigger,
+        meter_queue: MeterQueue,
         parts: PartQueue | None = None,
         split_bytes: int = SPLIT_BYTES,
         part_bytes: int = PART_BYTES,
     ) -> None:
-        self.store, self.objects, self.publisher, self.trigger = store, objects, publisher, trigger
+        self.store, self.objects, self.publisher = store, objects, publisher
+        self.meter_queue = meter_queue
         self.parts, self.split_bytes, self.part_bytes = parts, split_bytes, part_bytes
 
     def refuse(self, obj: ObjectVersion, ref: FileRef | None, reason: str) -> IngestResult:
@@ -260,11 +262,18 @@ class Ingest:
         return report, key, len(entities)
 
     def _late(self, ref: FileRef) -> bool:
-        """Ask for a metering run when the file's day was already metered."""
+        """Ask for a metering run when the file's day was already metered (late files of a
+        tenant within a few minutes make one request: ``requests``)."""
         state = self.store.get_state(ref.tenant)
         if state.newest_metered is None or ref.day > state.newest_metered:
             return False
-        self.trigger.request(ref.tenant, state.newest_metered)
+        request = MeterRequest(
+            subscription_id=ref.tenant,
+            as_of=state.newest_metered,
+            reason="late_data",
+            requested_at=datetime.now(UTC),
+        )
+        self.meter_queue.send([request])
         return True
 
 

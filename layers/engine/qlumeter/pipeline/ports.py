@@ -1,6 +1,6 @@
 """What the pipeline services need from the outside world, as small interfaces.
 
-The DynamoDB, S3, SNS and Lambda implementations live in ``dynamo`` and ``clients``;
+The DynamoDB, S3, SNS and SQS implementations live in ``dynamo`` and ``clients``;
 tests pass fakes or moto-backed ones.
 """
 
@@ -17,6 +17,7 @@ from ..observation import Observation
 from ..paths import FileRef
 from ..publishing import EventType, UsageEvent
 from .ranges import Part
+from .requests import MeterRequest
 
 
 @dataclass(kw_only=True)
@@ -55,6 +56,26 @@ class Head:
 
 
 @dataclass
+class RunProgress:
+    """A run that saved its progress before its invocation ended: the next invocation goes
+    on from ``next_day`` with the meter state stored under ``state_key``. Nothing of it is
+    published until its last day is replayed."""
+
+    as_of: date
+    started: datetime  # the first invocation's start: the run's view of the files
+    first_new: date  # the first day it replays
+    base: date | None  # the checkpoint day the state it started from covers (None: start)
+    next_day: date
+    state_key: str | None = None  # None: nothing saved yet, start over from the checkpoint
+    folded: list[str] = field(default_factory=list)  # "key#version" of files arriving after
+    # ``started`` (less the margin) that it replayed on a day the checkpoint will hold
+    late_basis: tuple[date | None, datetime | None, list[str]] = (None, None, [])
+    # the checkpoint (day, too-late time, files) before the run: what it reports as too late
+    rows: int = 0
+    days: int = 0
+
+
+@dataclass
 class TenantState:
     """Where a tenant's metering stands."""
 
@@ -69,6 +90,8 @@ class TenantState:
     # the heads of the recent days run; the newest is the head to start from
     heads: dict[date, Head] = field(default_factory=dict)
     plan_levels: dict[str, str] = field(default_factory=dict)  # plan_cap levels in force
+    run: RunProgress | None = None  # a run to go on with
+    last_run_at: datetime | None = None  # when the newest finished run started
 
 
 class Conflict(RuntimeError):
@@ -153,7 +176,10 @@ class Objects(Protocol):
         self, bucket: str, key: str, version: str | None, start: int, end: int
     ) -> IO[bytes]: ...
     def put(self, bucket: str, key: str, body: bytes | IO[bytes]) -> None: ...
-    def get(self, bucket: str, key: str) -> bytes: ...
+    def get(self, bucket: str, key: str) -> bytes:
+        """The object's bytes; ``KeyError`` when there is none."""
+
+    def delete(self, bucket: str, key: str) -> None: ...
     def copy(self, bucket: str, key: str, version: str | None, target_key: str) -> None: ...
 
 
@@ -172,7 +198,7 @@ class Publisher(Protocol):
     ) -> None: ...
 
 
-class MeterTrigger(Protocol):
-    """Asks for a metering run of a tenant (late data)."""
+class MeterQueue(Protocol):
+    """The meter queue: requests for a metering run, one message group per tenant."""
 
-    def request(self, tenant: str, as_of: date) -> None: ...
+    def send(self, requests: list[MeterRequest]) -> None: ...

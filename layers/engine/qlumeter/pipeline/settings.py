@@ -48,7 +48,7 @@ class TableSettings(_Settings):
 class IngestSettings(TableSettings):
     IDEMPOTENCY_TABLE: str = Field(min_length=1)
     TOPIC_ARN: str = Field(min_length=1)
-    METER_FUNCTION_NAME: str = Field(min_length=1)
+    METER_QUEUE_URL: str = Field(min_length=1)  # late data: a request for a metering run
     INGEST_QUEUE_URL: str = Field(min_length=1)  # where the parts of a large object go
     SPLIT_BYTES: int = Field(default=SPLIT_BYTES, ge=1)
     PART_BYTES: int = Field(default=PART_BYTES, ge=1)
@@ -57,6 +57,12 @@ class IngestSettings(TableSettings):
 class MeterSettings(TableSettings):
     TOPIC_ARN: str = Field(min_length=1)
     STATE_BUCKET: str = Field(min_length=1)
+    METER_QUEUE_URL: str = Field(min_length=1)  # a run that goes on asks for its next part
+    RESERVE_SECONDS: int = Field(default=60, ge=1)  # kept for saving a run's progress
+
+
+class DispatchSettings(TableSettings):
+    METER_QUEUE_URL: str = Field(min_length=1)
 
 
 class AdminSettings(TableSettings):

@@ -1,9 +1,10 @@
 """The metering run of one tenant: checkpoint, replay, daily values, summaries, events.
 
-A run costs the tenant's entities (the checkpointed meter state) plus the rows of the
-days after the checkpoint; the checkpoint trails the newest metered day by
-``late_data_days``, so a late file within that window is replayed on its own day and an
-older one is reported, not applied.
+A run costs the tenant's entities (the stored meter state) plus the rows of the days
+after the checkpoint, read one day at a time; the checkpoint trails the newest metered
+day by ``late_data_days``, so a late file within that window is replayed on its own day
+and an older one is reported, not applied. A run longer than one invocation saves its
+progress and goes on in the next.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from .. import publishing
+from ..checkpoint import StateUnusable
 from ..config import Subscription
-from ..metering import Daily, Meter, effective_as_of, first_needed_day, metering_as_of
-from ..observation import Observation
+from ..metering import Meter, effective_as_of, first_needed_day, metering_as_of
 from ..paths import parse_key
 from ..publishing import UsageEvent
+from ..reader import collector_paused
 from ..summary import build_summary
 from ..windows import ROLLING_DAYS, day_range, rolling_start
 from .ports import (
@@ -32,9 +34,11 @@ from .ports import (
     Published,
     Publisher,
     PublishRejected,
+    RunProgress,
     Store,
     TenantState,
 )
+from .requests import Reason
 
 CHECKPOINT_PREFIX = "checkpoints/"
 #: How much earlier than a head was saved a file's arrival still makes the head suspect: a
@@ -42,6 +46,11 @@ CHECKPOINT_PREFIX = "checkpoints/"
 STALE_MARGIN = timedelta(minutes=1)
 #: A run's lease on its tenant when the caller names no deadline: the longest invocation.
 LEASE = timedelta(minutes=15)
+#: What an invocation keeps, at the least, for saving a run's progress before its end.
+RESERVE = timedelta(seconds=60)
+#: A run saves its progress at least this often: an invocation killed out of memory
+#: loses no more.
+SAVE_EVERY = timedelta(minutes=5)
 #: How long a message handed to the topic may wait for the ledger's receipt before it is
 #: taken as not sent and published again (the ledger's queue delivers within seconds).
 CONFIRM_AFTER = timedelta(minutes=2)
@@ -55,14 +64,16 @@ class AwaitingReceipt(RuntimeError):
 @dataclass
 class RunResult:
     tenant: str
-    status: str  # metered | no_subscription
-    as_of: date | None = None
+    status: str  # metered | continued | covered | no_subscription
+    as_of: date | None = None  # continued: the day of the run that goes on
     days_replayed: int = 0
     rows_replayed: int = 0
     published: list[tuple[str, str, int]] = field(default_factory=list)  # (event, as_of, rev)
     total_qlus: str | None = None
     qlus: dict[str, str] = field(default_factory=dict)  # per product, as of the run's day
     checkpoint_day: date | None = None
+    next_day: date | None = None  # continued: the day the next invocation goes on from
+    notes: list[str] = field(default_factory=list)  # for the operator (a state not used ...)
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready (days as ISO text): a Lambda's response must serialize."""
@@ -71,7 +82,14 @@ class RunResult:
 
 
 class MeterService:
-    """Meters tenants from stored state and publishes what changed."""
+    """Meters tenants from stored state and publishes what changed.
+
+    A run replays its days one at a time, reading one day's rows at once. When the
+    invocation's end draws near (``reserve`` left, beyond the slowest day so far and the
+    last save), the run saves its meter state and where it stands (``RunProgress``) and
+    answers ``continued``: the next invocation goes on from there. It also saves every
+    ``save_every``, so an invocation killed out of memory loses little. Nothing is
+    published until the last day is replayed."""
 
     def __init__(
         self,
@@ -81,9 +99,12 @@ class MeterService:
         state_bucket: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         margin: timedelta = STALE_MARGIN,
+        reserve: timedelta = RESERVE,
+        save_every: timedelta = SAVE_EVERY,
     ) -> None:
         self.store, self.objects, self.publisher = store, objects, publisher
         self.state_bucket, self.clock, self.margin = state_bucket, clock, margin
+        self.reserve, self.save_every = reserve, save_every
 
     def _holds(self, sub: Subscription, state: TenantState, day: date) -> bool:
         """Whether the head saved for ``day`` holds (``holds``) against the manifests of the
@@ -105,29 +126,34 @@ class MeterService:
             state.checkpoint_key = _head_key(state.tenant, keep_until)
             self._freeze(state, keep_until, now, [])
 
-    def _freeze(
-        self, state: TenantState, day: date, started: datetime, read: list[Manifest]
-    ) -> None:
+    def _freeze(self, state: TenantState, day: date, started: datetime, folded: list[str]) -> None:
         """The checkpoint now holds the days up to ``day``: a file for them that arrives
         after ``checkpoint_at`` (the run's start, ``margin`` early: a manifest written just
-        before may be read only after) is too late, unless this run read it and folded it
-        in (``checkpoint_files``)."""
+        before may be read only after) is too late, unless the run read it and folded it
+        in (``folded``: read for those days and arrived after that time)."""
         state.checkpoint_day, state.checkpoint_at = day, started - self.margin
-        folded = {
-            _file(m) for m in read if m.ref.day <= day and m.ingested_at > state.checkpoint_at
-        }
         oldest = day - timedelta(days=ROLLING_DAYS - 1)  # older files are no longer reported
         kept = {f for f in state.checkpoint_files if parse_key(f.rsplit("#", 1)[0]).day >= oldest}
-        state.checkpoint_files = sorted(kept | folded)
+        state.checkpoint_files = sorted(kept | set(folded))
+
+    def _load(self, key: str, sub: Subscription, notes: list[str]) -> Meter | None:
+        """A stored meter state, or None (with a note) when it cannot serve."""
+        try:
+            return Meter.loads(self.objects.get(self.state_bucket, key), sub)
+        except (StateUnusable, KeyError) as exc:
+            reason = str(exc) if isinstance(exc, StateUnusable) else "missing"
+            notes.append(f"stored state {key} not used ({reason}): recomputed from stored rows")
+            return None
 
     def _restore(
-        self, sub: Subscription, state: TenantState, as_of: date
+        self, sub: Subscription, state: TenantState, as_of: date, notes: list[str]
     ) -> tuple[Meter, date | None]:
         """The newest usable meter state and the day it covers.
 
         The newest head serves when it holds and the checkpoint stands at ``as_of -
         late_data_days``; otherwise the checkpoint, from which late files are replayed on
-        their own days; with neither, the start."""
+        their own days; with neither, the start. A state that cannot serve (another
+        format, other counting terms, gone) voids the saved heads: the run recomputes."""
         candidates: list[tuple[str, date]] = []
         head = newest_head(state, as_of, as_of - timedelta(days=sub.late_data_days), sub.start_date)
         if head and self._holds(sub, state, head):
@@ -135,72 +161,208 @@ class MeterService:
         if state.checkpoint_key and state.checkpoint_day:
             candidates.append((state.checkpoint_key, state.checkpoint_day))
         for key, day in candidates:
-            try:
-                return Meter.loads(self.objects.get(self.state_bucket, key), sub), day
-            except ValueError:  # the counting terms changed: every saved state is void
-                state.heads.clear()
-                break
+            meter = self._load(key, sub, notes)
+            if meter is not None:
+                return meter, day
+            state.heads.clear()
+            break
         return Meter(sub), None
 
-    def run(self, tenant: str, as_of: date, deadline: datetime | None = None) -> RunResult:
+    def run(
+        self,
+        tenant: str,
+        as_of: date,
+        deadline: datetime | None = None,
+        reason: Reason = "request",
+        requested_at: datetime | None = None,
+    ) -> RunResult:
         """Meter one tenant as of a day, holding a lease on it until ``deadline`` (when the
-        invocation would be ended): runs of one tenant never overlap."""
+        invocation would be ended): runs of one tenant never overlap. A run another
+        invocation left unfinished is finished first. A late-data request that a run
+        started since has covered is answered ``covered``."""
         sub = self.store.get_subscription(tenant)
         if sub is None:
             return RunResult(tenant, "no_subscription")
         started, owner = self.clock(), uuid.uuid4().hex
-        if not self.store.lease(tenant, owner, deadline or started + LEASE, started):
+        until = deadline or started + LEASE
+        if not self.store.lease(tenant, owner, until, started):
             raise Conflict(f"{tenant}: another run holds the tenant")
         try:
-            return self._run(sub, effective_as_of(sub, as_of), started)
+            with collector_paused():
+                return self._serve(sub, effective_as_of(sub, as_of), until, reason, requested_at)
         finally:
             self.store.release(tenant, owner)
 
-    def _run(self, sub: Subscription, as_of: date, started: datetime) -> RunResult:
-        tenant = sub.subscription_id
-        state = self.store.get_state(tenant)
-        alerts = self._late_files(sub, state)
-        keep_until = as_of - timedelta(days=sub.late_data_days)
-        self._promote(sub, state, keep_until, started)
-        meter, restored = self._restore(sub, state, as_of)
+    def _serve(
+        self,
+        sub: Subscription,
+        as_of: date,
+        deadline: datetime,
+        reason: Reason,
+        requested_at: datetime | None,
+    ) -> RunResult:
+        state = self.store.get_state(sub.subscription_id)
+        covered = (
+            state.last_run_at and requested_at and state.last_run_at - self.margin >= requested_at
+        )
+        if reason == "late_data" and state.run is None and covered:
+            return RunResult(sub.subscription_id, "covered", as_of)
+        while True:
+            notes: list[str] = []
+            meter, run = self._resume(sub, state, notes) if state.run else (None, None)
+            if meter is None or run is None:
+                run = state.run = None
+                meter, run = self._begin(sub, state, as_of, self.clock(), notes)
+            result = self._go_on(sub, state, run, meter, deadline)
+            result.notes = notes + result.notes
+            if result.status == "continued" or run.as_of == as_of:
+                return result
+            # the run left unfinished was of another day: now this request's, time allowing
+            if deadline - self.clock() < self.reserve * 2:
+                return RunResult(sub.subscription_id, "continued", as_of, next_day=as_of)
+
+    def _begin(
+        self,
+        sub: Subscription,
+        state: TenantState,
+        as_of: date,
+        started: datetime,
+        notes: list[str],
+    ) -> tuple[Meter, RunProgress]:
+        """A new run: the checkpoint moved if it can be, the state to start from."""
+        basis = (state.checkpoint_day, state.checkpoint_at, list(state.checkpoint_files))
+        self._promote(sub, state, as_of - timedelta(days=sub.late_data_days), started)
+        meter, restored = self._restore(sub, state, as_of, notes)
         base = state.checkpoint_day if restored else None  # what the days before first_new hold
         first_new = restored + timedelta(days=1) if restored else sub.start_date
-        result = RunResult(tenant, "metered", as_of)
-        manifests = [m for m in self.store.manifests(tenant, first_new, as_of) if m.status == "ok"]
+        run = RunProgress(
+            as_of=as_of,
+            started=started,
+            first_new=first_new,
+            base=base,
+            next_day=first_new,
+            late_basis=basis,
+        )
+        return meter, run
+
+    def _resume(
+        self, sub: Subscription, state: TenantState, notes: list[str]
+    ) -> tuple[Meter | None, RunProgress | None]:
+        """The run an earlier invocation left, with the state it saved (None: start over)."""
+        run = state.run
+        assert run is not None
+        if run.state_key is None:
+            return None, None
+        meter = self._load(run.state_key, sub, notes)
+        return (meter, run) if meter is not None else (None, None)
+
+    def _go_on(
+        self,
+        sub: Subscription,
+        state: TenantState,
+        run: RunProgress,
+        meter: Meter,
+        deadline: datetime,
+    ) -> RunResult:
+        """Replay the run's days from ``next_day``, one day's rows at a time; save the
+        progress when the invocation's end draws near (answer ``continued``); at the end,
+        save the head, publish and let the run go."""
+        tenant = sub.subscription_id
+        keep_until = run.as_of - timedelta(days=sub.late_data_days)
+        slowest = saving = timedelta(0)
+        saved_at = self.clock()
+        for day in day_range(run.next_day, run.as_of):
+            began = self.clock()
+            if deadline - began < self.reserve + slowest + saving:
+                self._save_progress(state, run, meter)
+                return RunResult(tenant, "continued", run.as_of, next_day=run.next_day)
+            if began - saved_at >= self.save_every:
+                self._save_progress(state, run, meter)
+                saved_at, saving = self.clock(), self.clock() - began
+            self._replay(sub, state, run, meter, day, keep_until)
+            slowest = max(slowest, self.clock() - began)
+        return self._finish(sub, state, run, meter)
+
+    def _replay(
+        self,
+        sub: Subscription,
+        state: TenantState,
+        run: RunProgress,
+        meter: Meter,
+        day: date,
+        keep_until: date,
+    ) -> None:
+        """One day: its readable files and rows in, its daily values stored; on
+        ``keep_until`` the checkpoint is saved."""
+        tenant = sub.subscription_id
+        manifests = [m for m in self.store.manifests(tenant, day, day) if m.status == "ok"]
         versions = {m.ref.key: m.version for m in manifests}
-        rows: list[Observation] = []
-        for day in day_range(first_new, as_of):
-            rows.extend(self.store.rows(tenant, day, versions))
+        rows = list(self.store.rows(tenant, day, versions))
+        run.rows += len(rows)
         meter.add([m.ref for m in manifests], rows)
-        result.rows_replayed = len(rows)
-        new: Daily = {}
-        if keep_until >= first_new:
-            _merge(new, meter.advance(keep_until, first_new))
+        del rows
+        self.store.put_daily(tenant, meter.advance(day, run.first_new))
+        run.days += 1
+        if day <= keep_until:
+            fresh = run.started - self.margin
+            run.folded += [_file(m) for m in manifests if m.ingested_at > fresh]
+        if day == keep_until:
             meter.compact()
-            key = f"{CHECKPOINT_PREFIX}{tenant}/{keep_until}.pickle"
+            key = f"{CHECKPOINT_PREFIX}{tenant}/{keep_until}.state"
             self.objects.put(self.state_bucket, key, meter.dumps())
             state.checkpoint_key = key
-            self._freeze(state, keep_until, started, manifests)
-        _merge(new, meter.advance(as_of, max(first_new, keep_until + timedelta(days=1))))
+            self._freeze(state, keep_until, run.started, run.folded)
+        run.next_day = day + timedelta(days=1)
+
+    def _save_progress(self, state: TenantState, run: RunProgress, meter: Meter) -> None:
+        meter.compact()
+        key = f"{CHECKPOINT_PREFIX}{state.tenant}/run-{run.as_of}.state"
+        self.objects.put(self.state_bucket, key, meter.dumps())
+        run.state_key = key
+        state.run = run
+        self.store.put_state(state)
+
+    def _finish(
+        self, sub: Subscription, state: TenantState, run: RunProgress, meter: Meter
+    ) -> RunResult:
+        tenant, as_of = sub.subscription_id, run.as_of
         meter.compact()
         # a key per day: a run that fails after this write leaves the named head intact,
         # and the head of a day becomes the checkpoint late_data_days later (_promote)
         self.objects.put(self.state_bucket, _head_key(tenant, as_of), meter.dumps())
-        state.heads[as_of] = Head(started, base)
+        state.heads[as_of] = Head(run.started, run.base)
         if state.checkpoint_day:
             state.heads = {d: h for d, h in state.heads.items() if d > state.checkpoint_day}
-        self.store.put_daily(tenant, new)
-        result.days_replayed = len({d for days in new.values() for d in days})
+        result = RunResult(tenant, "metered", as_of, run.days, run.rows)
         result.checkpoint_day = state.checkpoint_day
-        self._publish(sub, meter, state, new, first_new, as_of, alerts, result)
+        alerts = self._late_files(sub, run.late_basis)
+        self._publish(sub, meter, state, run.first_new, as_of, alerts, result)
         state.newest_metered = max(as_of, state.newest_metered or as_of)
+        state.last_run_at = max(run.started, state.last_run_at or run.started)
+        gone = self._stale_states(state, run)
+        state.run = None
         self.store.put_state(state)
+        for key in gone:  # no longer named by the state: a crash before leaves them to expire
+            self.objects.delete(self.state_bucket, key)
         return result
 
-    def _late_files(self, sub: Subscription, state: TenantState) -> list[dict[str, Any]]:
-        """Files for days already folded into the checkpoint: kept, reported, not applied."""
-        checkpoint = state.checkpoint_day
-        if checkpoint is None:
+    def _stale_states(self, state: TenantState, run: RunProgress) -> list[str]:
+        """Stored states the tenant state no longer names: the run's progress, heads of days
+        the checkpoint holds, checkpoints it replaced."""
+        tenant = state.tenant
+        named = {state.checkpoint_key, *(_head_key(tenant, d) for d in state.heads)}
+        stale = {run.state_key} if run.state_key else set()
+        if run.base:
+            stale |= {_head_key(tenant, run.base), f"{CHECKPOINT_PREFIX}{tenant}/{run.base}.state"}
+        return sorted(k for k in stale - named if k)
+
+    def _late_files(
+        self, sub: Subscription, basis: tuple[date | None, datetime | None, list[str]]
+    ) -> list[dict[str, Any]]:
+        """Files for days the checkpoint held when the run began, arrived after it (and not
+        folded in): kept, reported, not applied."""
+        checkpoint, at, folded = basis
+        if checkpoint is None or at is None:
             return []
         window_start = rolling_start(sub.start_date, checkpoint)
         return [
@@ -211,7 +373,7 @@ class MeterService:
                 "ingested_at": m.ingested_at.isoformat(),
             }
             for m in self.store.manifests(sub.subscription_id, window_start, checkpoint)
-            if _too_late(state, m)
+            if m.ingested_at > at and _file(m) not in folded
         ]
 
     def _publish(
@@ -219,7 +381,6 @@ class MeterService:
         sub: Subscription,
         meter: Meter,
         state: TenantState,
-        new: Daily,
         first_new: date,
         as_of: date,
         alerts: list[dict[str, Any]],
@@ -234,9 +395,7 @@ class MeterService:
                 published[day] = self._settle(tenant, record, result)
         days = publishing.days_to_summarize(sub.start_date, as_of, first_new, published)
         lowest = min(first_needed_day(sub, code, d) for d in days for code in sub.products)
-        stored = self.store.daily(tenant, sub.products, lowest, first_new - timedelta(days=1))
-        for code, values in new.items():
-            stored.setdefault(code, {}).update(values)
+        stored = self.store.daily(tenant, sub.products, lowest, as_of)
         for day in days:
             metering = metering_as_of(sub, day, stored, meter)
             summary = build_summary(
@@ -337,7 +496,7 @@ def holds(state: TenantState, head: Head, manifests: list[Manifest], margin: tim
 
 
 def _head_key(tenant: str, day: date) -> str:
-    return f"{CHECKPOINT_PREFIX}{tenant}/head-{day}.pickle"
+    return f"{CHECKPOINT_PREFIX}{tenant}/head-{day}.state"
 
 
 def _file(manifest: Manifest) -> str:
@@ -354,8 +513,3 @@ def _too_late(state: TenantState, manifest: Manifest) -> bool:
         and manifest.ingested_at > state.checkpoint_at
         and _file(manifest) not in state.checkpoint_files
     )
-
-
-def _merge(into: Daily, more: Daily) -> None:
-    for code, values in more.items():
-        into.setdefault(code, {}).update(values)
