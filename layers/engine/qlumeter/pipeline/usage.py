@@ -207,6 +207,7 @@ class MeterService:
         )
         if reason == "late_data" and state.run is None and covered:
             return RunResult(sub.subscription_id, "covered", as_of)
+        earlier: list[str] = []  # what a run of another day finished first had to say
         while True:
             notes: list[str] = []
             meter, run = self._resume(sub, state, notes) if state.run else (None, None)
@@ -214,9 +215,10 @@ class MeterService:
                 run = state.run = None
                 meter, run = self._begin(sub, state, as_of, self.clock(), notes)
             result = self._go_on(sub, state, run, meter, deadline)
-            result.notes = notes + result.notes
+            result.notes = earlier + notes + result.notes
             if result.status == "continued" or run.as_of == as_of:
                 return result
+            earlier = [*result.notes, f"finished first the run as of {run.as_of} left unfinished"]
             # the run left unfinished was of another day: now this request's, time allowing
             if deadline - self.clock() < self.reserve * 2:
                 return RunResult(sub.subscription_id, "continued", as_of, next_day=as_of)
@@ -273,7 +275,9 @@ class MeterService:
         saved_at = self.clock()
         for day in day_range(run.next_day, run.as_of):
             began = self.clock()
-            if deadline - began < self.reserve + slowest + saving:
+            # every invocation replays a day at least: one that cannot is killed at its
+            # timeout, comes back and ends in the failure queue (a tenant past the limits)
+            if slowest and deadline - began < self.reserve + slowest + saving:
                 self._save_progress(state, run, meter)
                 return RunResult(tenant, "continued", run.as_of, next_day=run.next_day)
             if began - saved_at >= self.save_every:
