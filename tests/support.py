@@ -9,6 +9,7 @@ import csv
 import io
 import itertools
 import json
+import tracemalloc
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -79,6 +80,16 @@ def subscription(
     if data.get("fed_high") is None and {"WAS", "PM"} & set(products):
         data["fed_high"] = True
     return parse_subscription(data)
+
+
+def peak_memory(run: Callable[[], object]) -> int:
+    """The peak of Python's allocations (``tracemalloc``, bytes) while ``run`` runs."""
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def files_of(observations: Iterable[Observation]) -> list[FileRef]:

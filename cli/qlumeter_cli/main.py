@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn, TextIO, cast
 
 from qlumeter.config import ConfigError, Subscription, load_subscription
 from qlumeter.explain import explain
@@ -22,6 +22,7 @@ from qlumeter.summary import json_schema
 from .local import LocalInventory, meter_folder, read_days
 from .report import render_html
 from .sample import DEMO_DAYS, write_sample
+from .terminal import Terminal
 
 
 class UsageError(Exception):
@@ -86,7 +87,7 @@ def _progress_printer(err: TextIO, quiet: bool) -> Callable[[str, int, int], Non
             print(
                 f"\r{what:<9} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}",
                 end=end,
-                file=err,
+                file=getattr(err, "raw", err),  # its carriage return, not escaped
                 flush=True,
             )
         elif done == total or done % max(1, total // 10) == 0:
@@ -302,7 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(
     argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
-    out, err = out or sys.stdout, err or sys.stderr
+    # every line written is escaped: row values never drive the terminal
+    out = cast(TextIO, Terminal(out or sys.stdout))
+    err = cast(TextIO, Terminal(err or sys.stderr))
     try:
         args = build_parser().parse_args(argv)
         return int(args.handler(args, out, err))

@@ -41,20 +41,34 @@ AXIS, PAD = 56, 12  # right margin with and without a right axis
 MAX_DAY_LABELS = 9
 
 
-def _e(value: object) -> str:
-    """Escaped text of a value; ``None`` shows as a dash."""
-    return "—" if value is None else escape(str(value))
+class Html(str):
+    """Markup: made by ``_tag``, ``_join`` or ``_e`` only. Any other value placed in the
+    page goes through ``_e`` (escaped), so a value can never become markup."""
 
 
-def _tag(name: str, content: str = "", **attrs: object) -> str:
-    """An element around ``content`` (HTML). Attributes: ``class_`` is ``class``, ``_`` is
-    ``-``, floats show 2 decimals, None leaves the attribute out, values are escaped."""
+def _e(value: object) -> Html:
+    """A value as page content: markup as it is, anything else as escaped text (``None``
+    shows as a dash). Every cell, caption, title and attribute goes through it."""
+    if isinstance(value, Html):
+        return value
+    return Html("—" if value is None else escape(str(value)))
+
+
+def _join(parts: Iterable[object], separator: str = "") -> Html:
+    """Parts (each through ``_e``) one after the other, ``separator`` (text) between."""
+    return Html(_e(separator).join(_e(part) for part in parts))
+
+
+def _tag(name: str, *content: object, **attrs: object) -> Html:
+    """An element around ``content`` (each part through ``_e``). Attributes: ``class_`` is
+    ``class``, ``_`` is ``-``, floats show 2 decimals, None leaves the attribute out,
+    values are escaped."""
     text = "".join(
         f' {key.rstrip("_").replace("_", "-")}="{escape(_attr(value))}"'
         for key, value in attrs.items()
         if value is not None
     )
-    return f"<{name}{text}>{content}</{name}>"
+    return Html(f"<{name}{text}>{_join(content)}</{name}>")
 
 
 def _attr(value: object) -> str:
@@ -62,20 +76,20 @@ def _attr(value: object) -> str:
 
 
 def _table(
-    headers: Sequence[str],
-    rows: Iterable[Sequence[str]],
+    headers: Sequence[object],
+    rows: Iterable[Sequence[object]],
     *,
     numeric: Iterable[int] = (),
-    caption: str | None = None,
+    caption: object = None,
     marked: Container[int] = (),
     **attrs: object,
-) -> str:
-    """A table of already escaped cells: ``numeric`` columns right aligned, the rows whose
-    index (from 0) is in ``marked`` highlighted."""
+) -> Html:
+    """A table (each cell, header and the caption through ``_e``): ``numeric`` columns
+    right aligned, the rows whose index (from 0) is in ``marked`` highlighted."""
     right = set(numeric)
 
-    def cells(row: Sequence[str], tag: str) -> str:
-        return "".join(
+    def cells(row: Sequence[object], tag: str) -> Html:
+        return _join(
             _tag(
                 tag,
                 cell,
@@ -85,14 +99,16 @@ def _table(
             for i, cell in enumerate(row)
         )
 
-    body = "".join(
+    body = _join(
         _tag("tr", cells(row, "td"), class_="marked" if i in marked else None)
         for i, row in enumerate(rows)
     )
-    head = f"<thead><tr>{cells([_e(h) for h in headers], 'th')}</tr></thead>"
+    head = _tag("thead", _tag("tr", cells(headers, "th")))
     return _tag(
         "table",
-        (_tag("caption", caption) if caption else "") + head + f"<tbody>{body}</tbody>",
+        _tag("caption", caption) if caption is not None else "",
+        head,
+        _tag("tbody", body),
         **attrs,
     )
 
@@ -182,14 +198,14 @@ class _Chart:
         top = (self.right_ticks if right and self.right_ticks else self.ticks)[-1]
         return TOP + (BASE - TOP) * (1 - float(value) / float(top))
 
-    def column(self, first: date, last: date, title: str, **attrs: object) -> str:
+    def column(self, first: date, last: date, title: str, **attrs: object) -> Html:
         """A full-height rectangle over the days ``first`` to ``last``."""
         x, width = self.x(first), self.step * ((last - first).days + 1)
         return _tag(
-            "rect", _tag("title", _e(title)), x=x, y=TOP, width=width, height=BASE - TOP, **attrs
+            "rect", _tag("title", title), x=x, y=TOP, width=width, height=BASE - TOP, **attrs
         )
 
-    def axes(self) -> str:
+    def axes(self) -> Html:
         """Grid lines, tick labels (left, and right when there is a right axis) and axes."""
         parts = []
         for tick in self.ticks:
@@ -200,18 +216,22 @@ class _Chart:
             parts.append(_text(self.end + 6, self.y(tick, right=True) + 4, fmt(tick), "start"))
         parts.append(_tag("line", class_="axis", x1=LEFT, x2=self.end, y1=BASE, y2=BASE))
         parts.append(_tag("line", class_="axis", x1=LEFT, x2=LEFT, y1=TOP, y2=BASE))
-        return "".join(parts)
+        return _join(parts)
 
-    def labels(self, days: Sequence[date]) -> str:
+    def labels(self, days: Sequence[date]) -> Html:
         """Day labels under the chart, thinned to at most ``MAX_DAY_LABELS``."""
         every = ceil(len(days) / MAX_DAY_LABELS) or 1
-        return "".join(
-            _tag("line", class_="axis", x1=self.x(d), x2=self.x(d), y1=BASE, y2=BASE + 4)
-            + _text(self.x(d), BASE + 17, d.isoformat(), "middle")
+        return _join(
+            _join(
+                [
+                    _tag("line", class_="axis", x1=self.x(d), x2=self.x(d), y1=BASE, y2=BASE + 4),
+                    _text(self.x(d), BASE + 17, d.isoformat(), "middle"),
+                ]
+            )
             for d in days[::every]
         )
 
-    def gaps(self, days: Iterable[date], note: str) -> str:
+    def gaps(self, days: Iterable[date], note: str) -> Html:
         """Grey columns behind the bars, one per run of consecutive ``days``."""
         runs: list[list[date]] = []
         for day in sorted(days):
@@ -219,15 +239,15 @@ class _Chart:
                 runs[-1].append(day)
             else:
                 runs.append([day])
-        return "".join(
+        return _join(
             self.column(run[0], run[-1], f"{run[0]} to {run[-1]}: {note}", class_="gap")
             for run in runs
         )
 
-    def bars(self, values: Mapping[date, Fraction], covered: Container[date]) -> str:
+    def bars(self, values: Mapping[date, Fraction], covered: Container[date]) -> Html:
         """A bar per daily value (greyed on a day not covered), its value as a tooltip."""
         width = max(self.step * 0.78, 0.5)
-        return "".join(
+        return _join(
             _tag(
                 "rect",
                 _tag("title", f"{day}: {fmt4(value)}"),
@@ -240,23 +260,23 @@ class _Chart:
             for day, value in sorted(values.items())
         )
 
-    def line(self, points: Mapping[date, Fraction], right: bool = False) -> str:
+    def line(self, points: Mapping[date, Fraction], right: bool = False) -> Html:
         """A line through the points at the days' centres, broken where a day has none."""
         path, previous = [], None
         for day in sorted(points):
             move = "L" if previous and (day - previous).days == 1 else "M"
             path.append(f"{move}{self.x(day) + self.step / 2:.2f} {self.y(points[day], right):.2f}")
             previous = day
-        return _tag("path", class_="rolling", d=" ".join(path)) if path else ""
+        return _tag("path", class_="rolling", d=" ".join(path)) if path else Html()
 
-    def svg(self, code: str, title: str, description: str, content: str) -> str:
+    def svg(self, code: str, title: str, description: str, *content: Html) -> Html:
         """The chart element, labelled by its title and description."""
         ident = f"chart-{code}"
         return _tag(
             "svg",
-            _tag("title", _e(title), id=f"{ident}-t")
-            + _tag("desc", _e(description), id=f"{ident}-d")
-            + content,
+            _tag("title", title, id=f"{ident}-t"),
+            _tag("desc", description, id=f"{ident}-d"),
+            *content,
             class_="chart",
             id=ident,
             viewBox=f"0 0 {WIDTH} {HEIGHT}",
@@ -267,12 +287,12 @@ class _Chart:
         )
 
 
-def _text(x: float, y: float, text: str, anchor: str) -> str:
+def _text(x: float, y: float, text: str, anchor: str) -> Html:
     """An axis label."""
-    return _tag("text", _e(text), class_="tick", x=float(x), y=float(y), text_anchor=anchor)
+    return _tag("text", text, class_="tick", x=float(x), y=float(y), text_anchor=anchor)
 
 
-def peak_chart(code: str, series: Series, periods: Sequence[ProductUsage], as_of: date) -> str:
+def peak_chart(code: str, series: Series, periods: Sequence[ProductUsage], as_of: date) -> Html:
     """Daily values over the 15-day intervals (bands) with each interval's peak marked."""
     first, last = periods[0].window.start, max(periods[-1].window.end, as_of)
     chart = _Chart(first, last, max(series.values.values(), default=Fraction(0)))
@@ -285,9 +305,9 @@ def peak_chart(code: str, series: Series, periods: Sequence[ProductUsage], as_of
         if w.peak_day is not None:
             x1, x2, y = chart.x(w.start), chart.x(w.end + timedelta(days=1)), chart.y(w.utilization)
             peak = f"peak of {w.start} to {w.end}: {fmt4(w.utilization)} on {w.peak_day}"
+            peaks.append(_tag("line", class_="peak", x1=x1, x2=x2, y1=y, y2=y))
             peaks.append(
-                _tag("line", class_="peak", x1=x1, x2=x2, y1=y, y2=y)
-                + _tag(
+                _tag(
                     "circle",
                     _tag("title", peak),
                     class_="peak",
@@ -300,17 +320,17 @@ def peak_chart(code: str, series: Series, periods: Sequence[ProductUsage], as_of
         code,
         f"{code}: daily values and 15-day interval peaks",
         f"{len(series.values)} daily values in {len(periods)} intervals from {first} to {last}",
-        "".join(bands)
-        + chart.axes()
-        + chart.bars(series.values, series.covered)
-        + "".join(peaks)
-        + chart.labels([p.window.start for p in periods]),
+        _join(bands),
+        chart.axes(),
+        chart.bars(series.values, series.covered),
+        _join(peaks),
+        chart.labels([p.window.start for p in periods]),
     )
 
 
 def rolling_chart(
     code: str, series: Series, line: Mapping[date, Fraction], first: date, as_of: date
-) -> str:
+) -> Html:
     """Daily values and the rolling avg90 line (same axis) or sum90 line (right axis)."""
     daily_top = max(series.values.values(), default=Fraction(0))
     line_top = max(line.values(), default=Fraction(0))
@@ -324,19 +344,19 @@ def rolling_chart(
         code,
         f"{code}: daily values and {name}",
         f"{len(series.values)} daily values from {first} to {as_of}",
-        chart.gaps(gaps, f"no {PRODUCTS[code].coverage} file: not in the average")
-        + chart.axes()
-        + chart.bars(series.values, series.covered)
-        + chart.line(line, right=chart.right_ticks is not None)
-        + chart.labels([d for d in days if d.day == 1 or d == first]),
+        chart.gaps(gaps, f"no {PRODUCTS[code].coverage} file: not in the average"),
+        chart.axes(),
+        chart.bars(series.values, series.covered),
+        chart.line(line, right=chart.right_ticks is not None),
+        chart.labels([d for d in days if d.day == 1 or d == first]),
     )
 
 
-def _legend(*items: tuple[str, str]) -> str:
-    """A chart's legend: (swatch class, HTML text) per item."""
+def _legend(*items: tuple[str, object]) -> Html:
+    """A chart's legend: (swatch class, text) per item."""
     return _tag(
         "ul",
-        "".join(f'<li><span class="swatch {kind}"></span>{text}</li>' for kind, text in items),
+        *(_tag("li", _tag("span", class_=f"swatch {kind}"), text) for kind, text in items),
         class_="legend",
     )
 
@@ -344,39 +364,50 @@ def _legend(*items: tuple[str, str]) -> str:
 # -- sections -------------------------------------------------------------------------------
 
 
-def _gauge(summary: Mapping[str, Any], sub: Subscription) -> str:
+def _gauge(summary: Mapping[str, Any], sub: Subscription) -> Html:
     """Total QLUs against the entitlement, with the alert thresholds marked."""
     total, entitlement = summary["total_qlus"], summary.get("entitlement_qlus")
-    text = f"<strong>{_e(total)}</strong> QLUs"
+    text = _join([_tag("strong", total), " QLUs"])
     if entitlement is None or Fraction(entitlement) == 0:
-        return f'<p class="total">{text}; entitlement: {_e(entitlement or "not set")}</p>'
+        return _tag("p", text, "; entitlement: ", entitlement or "not set", class_="total")
     used = Fraction(total) / Fraction(entitlement)
     reached = [t for t in sub.alert_thresholds if used >= t]
     level = "over" if used >= 1 else "warn" if reached else "ok"
     scale = max([Fraction(1), used, *(Fraction(t) for t in sub.alert_thresholds)])
-    marks = "".join(
+    marks = [
         _tag(
             "span",
-            f"<span>{fmt(t * 100)}%</span>",
+            _tag("span", f"{fmt(t * 100)}%"),
             class_="mark",
             style=f"left:{_percent(Fraction(t) / scale)}",
         )
         for t in sub.alert_thresholds
-    )
+    ]
     fill = _tag("span", class_=f"fill {level}", style=f"width:{_percent(used / scale)}")
     share = fmt(round_half_up(used * 100, 2))
-    return (
-        f'<p class="total">{text} of {_e(entitlement)} entitled: <strong>{share}%</strong></p>'
-        + _tag(
-            "div",
-            fill + marks,
-            class_="gauge",
-            role="meter",
-            aria_valuemin=0,
-            aria_valuemax=entitlement,
-            aria_valuenow=total,
-            aria_label="total QLUs against the entitlement",
-        )
+    return _join(
+        [
+            _tag(
+                "p",
+                text,
+                " of ",
+                entitlement,
+                " entitled: ",
+                _tag("strong", f"{share}%"),
+                class_="total",
+            ),
+            _tag(
+                "div",
+                fill,
+                *marks,
+                class_="gauge",
+                role="meter",
+                aria_valuemin=0,
+                aria_valuemax=entitlement,
+                aria_valuenow=total,
+                aria_label="total QLUs against the entitlement",
+            ),
+        ]
     )
 
 
@@ -385,108 +416,108 @@ def _percent(share: Fraction) -> str:
     return f"{float(share) * 100:.2f}%"
 
 
-def _section(ident: str, heading: str, content: str, level: int = 2, **attrs: object) -> str:
-    """A section headed by an ``h<level>`` it is labelled by (``heading`` is HTML)."""
+def _section(
+    ident: str, heading: object, *content: object, level: int = 2, **attrs: object
+) -> Html:
+    """A section headed by an ``h<level>`` it is labelled by."""
     title = _tag(f"h{level}", heading, id=f"h-{ident}")
-    return _tag("section", title + content, id=ident, aria_labelledby=f"h-{ident}", **attrs)
+    return _tag("section", title, *content, id=ident, aria_labelledby=f"h-{ident}", **attrs)
 
 
-def _plan(plan: Mapping[str, Any] | None) -> str:
+def _plan(plan: Mapping[str, Any] | None) -> Html:
     """The plan's counts against its caps on the as-of day (plans and consultants)."""
     if not plan:
-        return ""
-    rows = [[_e(m["measure"]), _e(m["count"]), _e(m["cap"])] for m in plan["measures"]]
-    rows.append(["own-network addresses scanned", _e(plan["own_network_addresses"]), ""])
+        return Html()
+    rows = [[m["measure"], m["count"], m["cap"]] for m in plan["measures"]]
+    rows.append(["own-network addresses scanned", plan["own_network_addresses"], ""])
     caption = f"Plan {plan['plan']} ({plan['subscription_type']})"
     return _table(
         ("measure", "count", "cap"), rows, numeric=(1, 2), caption=caption, class_="plan", id="plan"
     )
 
 
-def _alerts(alerts: Sequence[Mapping[str, Any]]) -> str:
+def _alerts(alerts: Sequence[Mapping[str, Any]]) -> Html:
     """Every alert of the summary: its type and its other fields."""
     if not alerts:
-        return "<p>No alerts.</p>"
+        return _tag("p", "No alerts.")
     rows = [
         (
-            f'<span class="alert">{_e(alert.get("type"))}</span>',
-            "; ".join(f"<b>{_e(k)}</b> {_e(v)}" for k, v in alert.items() if k != "type"),
+            _tag("span", alert.get("type"), class_="alert"),
+            _join((_join([_tag("b", k), " ", v]) for k, v in alert.items() if k != "type"), "; "),
         )
         for alert in alerts
     ]
     return _table(("type", "details"), rows, class_="alerts", id="alerts")
 
 
-def _included(product: Mapping[str, Any]) -> str:
+def _included(product: Mapping[str, Any]) -> Html:
     """The note for a product whose QLUs another product includes (CSAM with ETM)."""
     other = product.get("included_with")
-    return f' <span class="badge">included with {_e(other)}</span>' if other else ""
+    return _join([" ", _tag("span", f"included with {other}", class_="badge")]) if other else Html()
 
 
-def _basis(product: Mapping[str, Any]) -> tuple[str, str] | None:
+def _basis(product: Mapping[str, Any]) -> tuple[str, object] | None:
     """What the utilization comes from: the peak day (peak15) or the covered days (avg90)."""
     if product.get("peak_day"):
-        return "peak day", _e(product["peak_day"])
+        return "peak day", product["peak_day"]
     if product.get("covered_days") is not None:
-        return "covered days", _e(product["covered_days"])
+        return "covered days", product["covered_days"]
     return None
 
 
-def _overview(products: Sequence[Mapping[str, Any]], total: str) -> str:
+def _overview(products: Sequence[Mapping[str, Any]], total: str) -> Html:
     """The summary's products as one table, each linked to its section, and the total."""
-    rows = [
+    rows: list[Sequence[object]] = [
         (
-            f'<a href="#p-{_e(p["product"])}">{_e(p["product"])}</a>',
-            _e(p["name"]),
-            _e(p["window"]),
-            f'<span class="nowrap">{_e(p["window_start"])} to {_e(p["window_end"])}</span>',
-            _e(p["utilization"]),
-            _e(p["ratio"]),
-            _e(p["qlus"]) + _included(p),
-            f'<span class="nowrap">{" ".join(_basis(p) or ())}</span>',
+            _tag("a", p["product"], href=f"#p-{p['product']}"),
+            p["name"],
+            p["window"],
+            _tag("span", f"{p['window_start']} to {p['window_end']}", class_="nowrap"),
+            p["utilization"],
+            p["ratio"],
+            _join([p["qlus"], _included(p)]),
+            _tag("span", _join(_basis(p) or (), " "), class_="nowrap"),
         )
         for p in products
     ]
-    rows.append(("<b>total</b>", "", "", "", "", "", f"<b>{_e(total)}</b>", ""))
+    rows.append((_tag("b", "total"), "", "", "", "", "", _tag("b", total), ""))
     headers = ("product", "name", "window", "period", "utilization", "ratio", "QLUs", "basis")
     return _table(headers, rows, numeric=(4, 5, 6), class_="overview", id="overview")
 
 
-def _facts(product: Mapping[str, Any]) -> str:
+def _facts(product: Mapping[str, Any]) -> Html:
     """The product's figures from the summary."""
-    window = (
-        f"{_e(product['window'])}: {_e(product['window_start'])} to {_e(product['window_end'])}"
-    )
+    window = f"{product['window']}: {product['window_start']} to {product['window_end']}"
     facts = [
         ("window", window),
-        ("utilization", _e(product["utilization"])),
-        ("ratio", _e(product["ratio"])),
-        ("QLUs", _e(product["qlus"]) + _included(product)),
+        ("utilization", product["utilization"]),
+        ("ratio", product["ratio"]),
+        ("QLUs", _join([product["qlus"], _included(product)])),
         *filter(None, [_basis(product)]),
     ]
-    items = "".join(f"<div><dt>{name}</dt><dd>{value}</dd></div>" for name, value in facts)
-    return f'<dl class="facts">{items}</dl>'
+    items = (_tag("div", _tag("dt", name), _tag("dd", value)) for name, value in facts)
+    return _tag("dl", *items, class_="facts")
 
 
-def _components(product: Mapping[str, Any]) -> str:
+def _components(product: Mapping[str, Any]) -> Html:
     """The named counts behind the utilization (peak15: of the peak day), if any."""
     components: Mapping[str, str] = product.get("components") or {}
     if not components:
-        return ""
+        return Html()
     peak = product.get("peak_day")
-    on = f' on the peak day <span class="nowrap">{_e(peak)}</span>' if peak else ""
+    on = _join([" on the peak day ", _tag("span", peak, class_="nowrap")]) if peak else ""
     return _table(
-        [str(name) for name in components],
-        [[_e(v) for v in components.values()]],
+        list(components),
+        [list(components.values())],
         numeric=range(len(components)),
-        caption=f"Components{on}",
+        caption=_join(["Components", on]),
         class_="components",
     )
 
 
 def _daily_view(
     product: Mapping[str, Any], sub: Subscription, series: Series, as_of: date
-) -> list[str]:
+) -> list[Html]:
     """The product's chart, its legend and (peak15) its intervals table."""
     code = str(product["product"])
     window = PRODUCTS[code].window
@@ -502,52 +533,57 @@ def _daily_view(
     line = rolling(sub, code, series)
     name = "90-day rolling average" if window == "avg90" else "90-day rolling sum"
     latest = f" ({as_of}: {fmt4(line[as_of])})" if as_of in line else ""
-    items = [("bar", "daily value"), ("rolling", _e(name + latest))]
+    items: list[tuple[str, object]] = [("bar", "daily value"), ("rolling", name + latest)]
     if any(day not in series.covered for day in series.values):
         coverage = PRODUCTS[code].coverage
-        items.append(("gap", f"no {_e(coverage)} file that day: not in the average"))
+        items.append(("gap", f"no {coverage} file that day: not in the average"))
     first = min(series.values, default=sub.product_start(code))
     return [rolling_chart(code, series, line, first, as_of), _legend(*items)]
 
 
 def product_section(
     product: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], sub: Subscription, as_of: date
-) -> str:
+) -> Html:
     """One product: its figures, components, chart and (peak15) QLUs per interval."""
     code = str(product["product"])
     start = sub.product_start(code)
     if start > as_of:
-        body = [f"<p>Active from {_e(start)}: no day to show yet.</p>"]
+        body = [_tag("p", f"Active from {start}: no day to show yet.")]
     else:
         body = _daily_view(product, sub, read_series(rows, as_of), as_of)
-    heading = f'{_e(product["name"])} <span class="code">{_e(code)}</span>'
-    window = f'<p class="window">{_e(WINDOWS[PRODUCTS[code].window])}.</p>'
-    content = "".join([window, _facts(product), _components(product), *body])
-    return _section(f"p-{code}", heading, content, level=3, class_="product")
+    heading = _join([product["name"], " ", _tag("span", code, class_="code")])
+    window = _tag("p", f"{WINDOWS[PRODUCTS[code].window]}.", class_="window")
+    return _section(
+        f"p-{code}",
+        heading,
+        window,
+        _facts(product),
+        _components(product),
+        *body,
+        level=3,
+        class_="product",
+    )
 
 
 def _interval_table(
     product: Mapping[str, Any], sub: Subscription, periods: Sequence[ProductUsage]
-) -> str:
+) -> Html:
     """Utilization and QLUs per 15-day interval: the current one (the last) as the summary
     shows it, each earlier one as the summary of its last day, from the daily values."""
-    rows = [
+    rows: list[list[object]] = [
         [
             str(i),
-            _e(usage.window.start),
-            _e(usage.window.end),
-            _e(usage.window.peak_day),
-            _e(show_utilization(sub, usage.window.utilization)),
-            _e(fmt(qlus(sub, usage))),
+            usage.window.start,
+            usage.window.end,
+            usage.window.peak_day,
+            show_utilization(sub, usage.window.utilization),
+            fmt(qlus(sub, usage)),
         ]
         for i, usage in enumerate(periods, 1)
     ]
     current = rows[-1]
-    current[0] += " (current)"
-    current[3:] = [_e(product.get(key)) for key in ("peak_day", "utilization", "qlus")]
-    notes = []
-    if product.get("included_with"):
-        notes.append(f"{_e(product['product'])} is included with {_e(product['included_with'])}.")
+    current[0] = f"{current[0]} (current)"
+    current[3:] = [product.get(key) for key in ("peak_day", "utilization", "qlus")]
     table = _table(
         ("interval", "from", "to", "peak day", "utilization", "QLUs"),
         rows,
@@ -557,10 +593,13 @@ def _interval_table(
         class_="intervals",
         id=f"intervals-{product['product']}",
     )
-    return table + (f'<p class="note">{" ".join(notes)}</p>' if notes else "")
+    if not product.get("included_with"):
+        return table
+    note = f"{product['product']} is included with {product['included_with']}."
+    return _join([table, _tag("p", note, class_="note")])
 
 
-def _ingest(ingest: Mapping[str, Any]) -> str:
+def _ingest(ingest: Mapping[str, Any]) -> Html:
     """The files read (those with a problem marked) and the rejected rows (capped)."""
     files: Sequence[Mapping[str, Any]] = ingest.get("files", [])
     rejects: Sequence[Mapping[str, Any]] = ingest.get("rejects", [])
@@ -569,31 +608,37 @@ def _ingest(ingest: Mapping[str, Any]) -> str:
     unreadable = sum(f.get("status") != "ok" for f in files)
     files_table = _table(
         columns,
-        [[_e(f.get(k)) for k in columns] for f in files],
+        [[f.get(k) for k in columns] for f in files],
         numeric=(2, 3, 4),
         marked=problems,
         class_="files",
         id="files",
     )
     reject_columns = ("path", "line", "field", "reason")
-    shown = [[_e(r.get(k)) for k in reject_columns] for r in rejects[:MAX_REJECTS]]
+    shown = [[r.get(k) for k in reject_columns] for r in rejects[:MAX_REJECTS]]
     more = len(rejects) - len(shown)
     rejects_table = (
         _table(reject_columns, shown, numeric=(1,), class_="rejects", id="rejects")
         if rejects
-        else "<p>No rejected rows.</p>"
+        else _tag("p", "No rejected rows.")
     )
-    content = "".join(
-        [
-            f"<p>{len(files)} files: {unreadable} unreadable,"
-            f" {len(problems) - unreadable} with rejected rows; {len(rejects)} rejected rows.</p>",
-            f"<details{' open' if unreadable or len(files) <= 40 else ''}>",
-            f"<summary>Files ({len(files)})</summary>{files_table}</details>",
-            _section("rejected", "Rejected rows", rejects_table, level=3),
-            f'<p class="note">{more} more rejected rows not shown.</p>' if more else "",
-        ]
+    counts = (
+        f"{len(files)} files: {unreadable} unreadable,"
+        f" {len(problems) - unreadable} with rejected rows; {len(rejects)} rejected rows."
     )
-    return _section("ingest", "Ingest", content)
+    return _section(
+        "ingest",
+        "Ingest",
+        _tag("p", counts),
+        _tag(
+            "details",
+            _tag("summary", f"Files ({len(files)})"),
+            files_table,
+            open="" if unreadable or len(files) <= 40 else None,
+        ),
+        _section("rejected", "Rejected rows", rejects_table, level=3),
+        _tag("p", f"{more} more rejected rows not shown.", class_="note") if more else "",
+    )
 
 
 def _message(body: object) -> Mapping[str, Any]:
@@ -607,10 +652,10 @@ def _message(body: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {"event_type": f"(unreadable) {body!r:.200}"}
 
 
-def _messages(messages: Sequence[object]) -> str:
+def _messages(messages: Sequence[object]) -> Html:
     """The published messages, one row each."""
     keys = ("event_type", "as_of", "revision", "total_qlus")
-    rows = [[_e(_message(m).get(k)) for k in keys] for m in messages]
+    rows = [[_message(m).get(k) for k in keys] for m in messages]
     table = _table(keys, rows, numeric=(2, 3), class_="messages", id="messages-table")
     return _section("messages", "Published messages", table)
 
@@ -626,44 +671,62 @@ def render_html(document: Mapping[str, Any], sub: Subscription) -> str:
     as_of = date.fromisoformat(summary["as_of"])
     daily: Mapping[str, Sequence[Mapping[str, Any]]] = document.get("daily", {})
     title = f"QLU usage of {summary['subscription_id']} as of {summary['as_of']}"
-    sections = "".join(
+    sections = [
         product_section(p, daily.get(p["product"], []), sub, as_of) for p in summary["products"]
-    )
-    meta = " · ".join(
+    ]
+    meta = _join(
         [
-            f"as of <strong>{_e(summary['as_of'])}</strong>",
-            f"revision {_e(summary.get('revision'))}",
-            f"generated {_e(summary.get('generated_at'))}",
-            f"subscription {_e(sub.start_date)} to {_e(sub.end_date or 'open')}",
-            f"rounding: utilization {_e(sub.rounding.utilization)}, QLUs {_e(sub.rounding.qlu)}",
-        ]
+            _join(["as of ", _tag("strong", summary["as_of"])]),
+            f"revision {summary.get('revision')}",
+            f"generated {summary.get('generated_at')}",
+            f"subscription {sub.start_date} to {sub.end_date or 'open'}",
+            f"rounding: utilization {sub.rounding.utilization}, QLUs {sub.rounding.qlu}",
+        ],
+        " · ",
     )
-    products = _overview(summary["products"], summary["total_qlus"]) + sections
     messages = document.get("messages")
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)}</title>
-<style>{CSS}</style>
-</head>
-<body>
-<header>
-<h1>QLU usage: {_e(summary["subscription_id"])}</h1>
-<p class="meta">{meta}</p>
-{_gauge(summary, sub)}
-{_plan(summary.get("plan"))}
-{_section("alerts-section", "Alerts", _alerts(summary.get("alerts", [])))}
-</header>
-<main>
-{_section("products", "Products", products)}
-{_ingest(document.get("ingest", {}))}
-{_messages(messages) if messages is not None else ""}
-</main>
-</body>
-</html>
-"""
+    head = _join(
+        [
+            Html('<meta charset="utf-8">'),
+            Html('<meta name="viewport" content="width=device-width, initial-scale=1">'),
+            _tag("title", title),
+            _tag("style", Html(CSS)),
+        ],
+        "\n",
+    )
+    body = _join(
+        [
+            _tag(
+                "header",
+                _tag("h1", f"QLU usage: {summary['subscription_id']}"),
+                _tag("p", meta, class_="meta"),
+                _gauge(summary, sub),
+                _plan(summary.get("plan")),
+                _section("alerts-section", "Alerts", _alerts(summary.get("alerts", []))),
+            ),
+            _tag(
+                "main",
+                _section(
+                    "products",
+                    "Products",
+                    _overview(summary["products"], summary["total_qlus"]),
+                    *sections,
+                ),
+                _ingest(document.get("ingest", {})),
+                _messages(messages) if messages is not None else "",
+            ),
+        ],
+        "\n",
+    )
+    page = _tag(
+        "html",
+        "\n",
+        _tag("head", "\n", head, "\n"),
+        "\n",
+        _tag("body", "\n", body, "\n"),
+        lang="en",
+    )
+    return f"<!DOCTYPE html>\n{page}\n"
 
 
 CSS = """

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.parser import BaseModel, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from qlumeter.config import ConfigError, parse_subscription
-from qlumeter.paths import TENANT_ID_PATTERN
+from qlumeter.paths import tenant_problem
 from qlumeter.pipeline.dynamo import DynamoStore, bind
 from qlumeter.pipeline.settings import AdminSettings
 
@@ -31,8 +31,9 @@ class AdminRequest(BaseModel):
 @event_parser(model=AdminRequest)
 def handler(event: AdminRequest, context: LambdaContext) -> dict[str, Any]:
     if event.action == "get":
-        if not event.subscription_id or not TENANT_ID_PATTERN.fullmatch(event.subscription_id):
-            return {"ok": False, "error": f"subscription_id: required, {TENANT_ID_PATTERN.pattern}"}
+        problem = tenant_problem(event.subscription_id) if event.subscription_id else None
+        if not event.subscription_id or problem:
+            return {"ok": False, "error": f"subscription_id: {problem or 'required'}"}
         found = store.get_subscription(event.subscription_id)
         return {"ok": found is not None, "subscription": found.to_json_dict() if found else None}
     try:

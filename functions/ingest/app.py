@@ -112,6 +112,10 @@ def record_handler(record: SQSRecord) -> None:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
+    # rows are read until the reserve before the invocation's end, then what is left is
+    # quarantined (an invocation given less than the reserve has no deadline)
+    left = context.get_remaining_time_in_millis() / 1000 - service.limits.reserve_seconds
+    service.deadline = service.clock() + left if left > 0 else None
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -10,9 +10,11 @@ retry budget is absorbed by botocore, a longer one reaches the code as a ``Clien
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -292,6 +294,55 @@ def bucket_of(p: Pipeline) -> str:
     return str(getattr(p, "inventory_bucket", INVENTORY_BUCKET))
 
 
+# --- inputs made as they are read ---------------------------------------------------
+
+
+class Generated(io.RawIOBase):
+    """A file of ``head`` + ``size`` filler bytes + ``tail``, produced as it is read (never
+    built whole), optionally gzip-compressed on the fly."""
+
+    def __init__(
+        self, head: bytes, size: int, tail: bytes, gz: bool = False, filler: bytes = b"a"
+    ) -> None:
+        self._parts = [head, b"", tail]
+        self._left = size
+        self._block = filler * ((1 << 16) // len(filler))
+        self._gzip = zlib.compressobj(6, zlib.DEFLATED, 31) if gz else None
+        self._out = b""
+        self._done = False
+        self.produced = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _next(self) -> bytes:
+        if self._parts[0]:
+            chunk, self._parts[0] = self._parts[0], b""
+        elif self._left:
+            chunk = self._block[: min(self._left, len(self._block))]
+            self._left -= len(chunk)
+        elif self._parts[2]:
+            chunk, self._parts[2] = self._parts[2], b""
+        else:
+            return b""
+        self.produced += len(chunk)
+        return chunk
+
+    def readinto(self, buffer: Any) -> int:
+        while len(self._out) < len(buffer) and not self._done:
+            raw = self._next()
+            if self._gzip is None:
+                self._out += raw
+            elif raw:
+                self._out += self._gzip.compress(raw)
+            else:
+                self._out += self._gzip.flush()
+            self._done = not raw
+        chunk, self._out = self._out[: len(buffer)], self._out[len(buffer) :]
+        memoryview(buffer).cast("B")[: len(chunk)] = chunk
+        return len(chunk)
+
+
 # --- the at-least-once driver -----------------------------------------------------------
 
 
@@ -313,6 +364,7 @@ class Driver:
     meter_failures: int = 0
     late_requests: list[tuple[str, str]] = field(default_factory=list)
     retry_after: Callable[[int], None] = lambda attempt: None  # the wait before a retry
+    context: Callable[[], Any] = lambda: AfterTimeout("ingest")  # each ingest invocation's
 
     def put(self, root: Path, path: Path) -> str:
         key = path.relative_to(root).as_posix()
@@ -335,7 +387,7 @@ class Driver:
                 continue
             try:
                 response = self.p.ingest.handler(
-                    sqs_event([message], self.p.queue_arn), AfterTimeout("ingest")
+                    sqs_event([message], self.p.queue_arn), self.context()
                 )
                 failed = bool(response["batchItemFailures"])
             except Killed:

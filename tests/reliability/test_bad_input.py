@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import tracemalloc
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from qlumeter.observation import Observation
 from qlumeter.paths import FileRef, parse_key
 from qlumeter.reader import DEFAULT_LIMITS, FileReport, Limits, Reject, UnreadableFile, iter_file
 from qlumeter.rows import FIELD_NAMES
-from tests.reliability.harness import FIGURES
+from tests.reliability.harness import FIGURES, Generated
 
 FORMATS = ("csv", "jsonl", "json")
 MB = 1 << 20
@@ -354,52 +353,6 @@ def test_gzip_bombs_stop_at_the_limits() -> None:
 
 
 # --- 100 MB lines, streamed: bounded memory and time ---------------------------------------
-
-
-class Generated(io.RawIOBase):
-    """A file of ``head`` + ``size`` filler bytes + ``tail``, produced as it is read (never
-    built whole), optionally gzip-compressed on the fly."""
-
-    def __init__(
-        self, head: bytes, size: int, tail: bytes, gz: bool = False, filler: bytes = b"a"
-    ) -> None:
-        self._parts = [head, b"", tail]
-        self._left = size
-        self._block = filler * ((1 << 16) // len(filler))
-        self._gzip = zlib.compressobj(6, zlib.DEFLATED, 31) if gz else None
-        self._out = b""
-        self._done = False
-        self.produced = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def _next(self) -> bytes:
-        if self._parts[0]:
-            chunk, self._parts[0] = self._parts[0], b""
-        elif self._left:
-            chunk = self._block[: min(self._left, len(self._block))]
-            self._left -= len(chunk)
-        elif self._parts[2]:
-            chunk, self._parts[2] = self._parts[2], b""
-        else:
-            return b""
-        self.produced += len(chunk)
-        return chunk
-
-    def readinto(self, buffer: Any) -> int:
-        while len(self._out) < len(buffer) and not self._done:
-            raw = self._next()
-            if self._gzip is None:
-                self._out += raw
-            elif raw:
-                self._out += self._gzip.compress(raw)
-            else:
-                self._out += self._gzip.flush()
-            self._done = not raw
-        chunk, self._out = self._out[: len(buffer)], self._out[len(buffer) :]
-        memoryview(buffer).cast("B")[: len(chunk)] = chunk
-        return len(chunk)
 
 
 LONG = {

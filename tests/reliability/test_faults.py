@@ -78,6 +78,7 @@ def clean(pipeline: Pipeline, tmp_path: Path) -> Outcome:
     return clean_reference(pipeline, tmp_path)
 
 
+@pytest.mark.budget(120)  # every call answered three times: about 55 s on a quiet machine
 def test_transient_throttling_on_every_call_is_absorbed_by_retries(
     pipeline: Pipeline, tmp_path: Path, clean: Outcome, monkeypatch: pytest.MonkeyPatch
 ) -> None:

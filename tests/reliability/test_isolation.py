@@ -12,8 +12,9 @@ import pytest
 from pydantic import ValidationError
 
 from qlumeter.config import ConfigError, parse_subscription
-from qlumeter.paths import TENANT_ID_PATTERN, PathError, parse_key
+from qlumeter.paths import TENANT_ID_PATTERN, UNATTRIBUTED, PathError, parse_key
 from qlumeter.pipeline.dynamo import FileItem, ObservationItem, SubscriptionItem
+from qlumeter.pipeline.ingest import MARKER_SUFFIX
 from tests.reliability.harness import (
     FIGURES,
     AfterTimeout,
@@ -136,8 +137,13 @@ def test_malformed_keys_are_quarantined_and_announced(pipeline: Pipeline) -> Non
     failed = {m["key"]: m for m in p.published() if m["event_type"] == "ingest_failed"}
     assert set(failed) == set(REFUSED_KEYS.values())
     for key, message in failed.items():
-        assert message["reason"] and message["quarantined_as"] == "quarantine/" + key
-        p.s3.head_object(Bucket=bucket_of(p), Key="quarantine/" + key)
+        copied = len(f"quarantine/{key}".encode()) <= 1024  # S3's longest key
+        assert message["reason"] and message["subscription_id"] in ("acme", UNATTRIBUTED)
+        if copied:
+            assert message["quarantined_as"] == "quarantine/" + key
+        else:  # a marker named by the key's digest
+            assert message["quarantined_as"].endswith(MARKER_SUFFIX)
+        p.s3.head_object(Bucket=bucket_of(p), Key=message["quarantined_as"])
     assert ObservationItem.count() == 0 and FileItem.count() == 0
     FIGURES["isolation: malformed keys refused"] += len(failed)
 
@@ -210,7 +216,12 @@ def test_invalid_subscription_ids_are_refused_by_the_functions(pipeline: Pipelin
     assert driver.failures == 0 and driver.dead == []
     refused = [m for m in p.published() if m["event_type"] == "ingest_failed"]
     assert len(refused) == len([b for b in BAD_IDS if "\x00" not in b])
-    assert {m["subscription_id"] for m in refused} == {"unknown"}
+    # announced to the tenant the key's tenant= segment names (acme/globex: acme's folder),
+    # else to the reserved id that no subscription can have
+    announced = {m["key"]: m["subscription_id"] for m in refused}
+    walk = "inventory/tenant=acme/globex/source=scanner/date=2026-01-02/x.csv"
+    assert announced.pop(walk) == "acme"
+    assert set(announced.values()) == {UNATTRIBUTED}
     assert FileItem.count() == 0 and ObservationItem.count() == 0
 
 

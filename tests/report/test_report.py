@@ -270,6 +270,32 @@ def test_hostile_text_is_escaped(small: Metered) -> None:
     assert Page(html).tags.get("script") is None
 
 
+def test_html_a_forged_summary_is_escaped_everywhere(small: Metered) -> None:
+    """A summary read back from a stack is not trusted: every text it carries (the plan,
+    its caption, alerts, products, published messages) is escaped, markup or not."""
+    document, _, sub = small
+    summary = dict(document["summary"])
+    summary.update(
+        revision=XSS,
+        generated_at=XSS,
+        plan={
+            "plan": XSS,
+            "subscription_type": XSS,
+            "measures": [{"measure": XSS, "count": XSS, "cap": XSS}],
+            "own_network_addresses": XSS,
+        },
+        alerts=[{"type": XSS, XSS: XSS, "sample": [XSS]}],
+        products=[
+            dict(p, name=XSS, peak_day=XSS, components={XSS: XSS}) for p in summary["products"]
+        ],
+    )
+    messages = [{"event_type": XSS, "as_of": XSS, "revision": XSS, "total_qlus": XSS}, XSS]
+    html = render_html(document | {"summary": summary, "messages": messages}, sub)
+    assert "<script" not in html
+    assert Page(html).tags.get("script") is None
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") > 2 * len(summary["products"])
+
+
 def test_no_resource_comes_from_the_network(metered: Metered) -> None:
     document, _, sub = metered
     html = render_html(document, sub)

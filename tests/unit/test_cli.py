@@ -6,9 +6,7 @@ import io
 import json
 import subprocess
 import sys
-import tracemalloc
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
@@ -17,7 +15,7 @@ from qlumeter.paths import parse_key
 from qlumeter.reader import read_file
 from qlumeter.summary import json_schema
 from qlumeter_cli.main import main
-from tests.support import write_file
+from tests.support import peak_memory, write_file
 
 SCHEMA = json_schema()
 SUBSCRIPTION = """\
@@ -186,17 +184,11 @@ def test_validate_streams_the_rows_and_keeps_none(tmp_path: Path) -> None:
     ]
     path = write_file(tmp_path, "cloud_agent", "2026-01-01", rows)
 
-    def peak(run: Any) -> int:
-        tracemalloc.start()
-        try:
-            run()
-            return tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-
-    validated = peak(lambda: cli("validate", str(path)))
+    validated = peak_memory(lambda: cli("validate", str(path)))
     with path.open("rb") as stream:  # what holding the rows takes
-        held = peak(lambda: read_file(parse_key(path.relative_to(tmp_path).as_posix()), stream))
+        held = peak_memory(
+            lambda: read_file(parse_key(path.relative_to(tmp_path).as_posix()), stream)
+        )
     assert validated * 10 < held
     code, out, err = cli("validate", str(path))
     assert code == 1 and out.count(": vuln_count: must be >= 0, got -1\n") == 200

@@ -28,11 +28,20 @@ from pydantic import (
     model_validator,
 )
 
-from .paths import TENANT_ID_PATTERN
+from .paths import TENANT_ID_PATTERN, UNATTRIBUTED
 from .vocabulary import FED_HIGH_PRODUCTS, PRODUCT_CODES, SOURCES
 
+
+def _not_reserved(text: str) -> str:
+    if text == UNATTRIBUTED:
+        raise ValueError(f"{UNATTRIBUTED!r} is reserved (messages about objects of no tenant)")
+    return text
+
+
 #: A subscription id wherever one is parsed (the subscription, the functions' events).
-TenantId = Annotated[str, Field(pattern=f"^{TENANT_ID_PATTERN.pattern}$")]
+TenantId = Annotated[
+    str, Field(pattern=f"^{TENANT_ID_PATTERN.pattern}$"), AfterValidator(_not_reserved)
+]
 SourceMode = Literal["snapshot", "delta"]
 Plan = Literal["enterprise", "express_lite", "express", "custom"]
 SubscriptionType = Literal["standard", "consultant"]
@@ -44,6 +53,15 @@ PLAN_CAPS: Mapping[str, Mapping[str, int]] = {
     "express": {"ip_addresses": 3072, "web_apps": 100},
 }
 
+#: Bounds on a subscription: it is stored as one item and read by every run.
+MAX_THRESHOLDS = 20  # alert_thresholds
+MAX_OWN_NETWORKS = 256  # own_networks: each scanner address of a day is checked against all
+MAX_DAYS = 3660  # any number of days (ten years)
+MAX_COUNT = 2**63 - 1  # a cap
+MAX_DIGITS = 60  # significant digits of a decimal
+MAX_MAGNITUDE = 30  # its magnitude: 10^-30 to 10^30
+MAX_DECIMAL_CHARS = 64  # a decimal written as text
+MAX_PROBLEMS = 10  # problems named in one error message
 _DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -58,17 +76,23 @@ def _to_decimal(value: object) -> Decimal:
         raise ValueError("expected a decimal number, not a boolean")
     if isinstance(value, float):
         raise ValueError("binary floats are not accepted; write the number as a decimal string")
-    if isinstance(value, int):
-        return Decimal(value)
     if isinstance(value, str):
+        if len(value) > MAX_DECIMAL_CHARS:
+            raise ValueError(f"a decimal of more than {MAX_DECIMAL_CHARS} characters")
         if not _DECIMAL_TEXT.fullmatch(value):
             raise ValueError(f"{value!r} is not a decimal number")
-        return Decimal(value)
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"{value} is not a finite number")
-        return value
-    raise ValueError(f"expected a decimal number, not {type(value).__name__}")
+        value = Decimal(value)
+    elif isinstance(value, int):
+        value = Decimal(value)
+    if not isinstance(value, Decimal):
+        raise ValueError(f"expected a decimal number, not {type(value).__name__}")
+    if not value.is_finite():
+        raise ValueError(f"{value} is not a finite number")
+    if len(value.as_tuple().digits) > MAX_DIGITS:
+        raise ValueError(f"more than {MAX_DIGITS} digits")
+    if abs(value.adjusted()) > MAX_MAGNITUDE:
+        raise ValueError(f"a magnitude beyond 10^{MAX_MAGNITUDE} or below 10^-{MAX_MAGNITUDE}")
+    return value
 
 
 def _to_date(value: object) -> object:
@@ -82,11 +106,18 @@ def _to_date(value: object) -> object:
     return value
 
 
-def _to_tuple(value: object) -> tuple[object, ...]:
-    """Accept a list (or tuple) for a sequence field, stored as a tuple."""
-    if not isinstance(value, list | tuple):
-        raise ValueError(f"expected a list, not {type(value).__name__}")
-    return tuple(value)
+def _sequence(most: int) -> BeforeValidator:
+    """Accept a list (or tuple) of at most ``most`` entries, stored as a tuple; a longer one
+    is refused before any entry is read."""
+
+    def to_tuple(value: object) -> tuple[object, ...]:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"expected a list, not {type(value).__name__}")
+        if len(value) > most:
+            raise ValueError(f"at most {most} entries, not {len(value)}")
+        return tuple(value)
+
+    return BeforeValidator(to_tuple)
 
 
 def _to_network(value: object) -> IPv4Network | IPv6Network:
@@ -149,15 +180,15 @@ class PurgeRules(_Model):
     """Section 6."""
 
     enabled: bool = False
-    inactive_days: int = Field(default=30, ge=1)
-    terminated_days: int = Field(default=0, ge=0)
+    inactive_days: int = Field(default=30, ge=1, le=MAX_DAYS)
+    terminated_days: int = Field(default=0, ge=0, le=MAX_DAYS)
 
 
 class ContainerSettings(_Model):
     """CS node liveness: a node is inactive after ``missed_heartbeats`` missed periods."""
 
-    heartbeat_minutes: int = Field(default=15, ge=1)
-    missed_heartbeats: int = Field(default=3, ge=1)
+    heartbeat_minutes: int = Field(default=15, ge=1, le=7 * 24 * 60)
+    missed_heartbeats: int = Field(default=3, ge=1, le=1000)
 
 
 class Rounding(_Model):
@@ -170,8 +201,8 @@ class Rounding(_Model):
 class Caps(_Model):
     """The caps of a ``custom`` plan; at least one is set."""
 
-    ip_addresses: Annotated[int, Field(ge=1)] | None = None
-    web_apps: Annotated[int, Field(ge=1)] | None = None
+    ip_addresses: Annotated[int, Field(ge=1, le=MAX_COUNT)] | None = None
+    web_apps: Annotated[int, Field(ge=1, le=MAX_COUNT)] | None = None
 
 
 class Subscription(_Model):
@@ -183,23 +214,23 @@ class Subscription(_Model):
     fed_high: bool = False
     products: dict[ProductCode, ProductTerms] = Field(min_length=1)
     sources: dict[SourceName, SourceTerms] = Field(default_factory=dict)
-    snapshot_carry_days: int = Field(default=3, ge=0)
+    snapshot_carry_days: int = Field(default=3, ge=0, le=MAX_DAYS)
     entitlement_qlus: Annotated[ExactDecimal, Field(ge=0)] | None = None
     alert_thresholds: Annotated[
         tuple[PositiveDecimal, ...],
-        BeforeValidator(_to_tuple),
+        _sequence(MAX_THRESHOLDS),
         AfterValidator(_sorted_unique),
     ] = (Decimal("0.8"), Decimal("1.0"))
     purge_rules: PurgeRules = Field(default_factory=PurgeRules)
     container: ContainerSettings = Field(default_factory=ContainerSettings)
-    fim_event_window_days: int = Field(default=30, ge=1)
-    image_scan_dedupe_hours: int = Field(default=24, ge=0)
-    late_data_days: int = Field(default=30, ge=0)
+    fim_event_window_days: int = Field(default=30, ge=1, le=MAX_DAYS)
+    image_scan_dedupe_hours: int = Field(default=24, ge=0, le=MAX_DAYS * 24)
+    late_data_days: int = Field(default=30, ge=0, le=MAX_DAYS)
     rounding: Rounding = Field(default_factory=Rounding)
     plan: Plan = "enterprise"
     caps: Caps | None = None
     subscription_type: SubscriptionType = "standard"
-    own_networks: Annotated[tuple[Network, ...], BeforeValidator(_to_tuple)] = ()
+    own_networks: Annotated[tuple[Network, ...], _sequence(MAX_OWN_NETWORKS)] = ()
 
     @model_validator(mode="after")
     def _check_cross_field_rules(self) -> Subscription:
@@ -265,7 +296,8 @@ def _path_part(part: str | int) -> str:
 def _message(exc: ValidationError) -> str:
     """Pydantic's errors as ``key.path: reason``, joined with ``; `` on one line."""
     parts = []
-    for error in exc.errors():
+    errors = exc.errors()
+    for error in errors[:MAX_PROBLEMS]:
         path = ".".join(_path_part(part) for part in error["loc"] if part != "[key]")
         if error["type"] == "extra_forbidden":
             reason = "unknown key"
@@ -274,6 +306,8 @@ def _message(exc: ValidationError) -> str:
         else:
             reason = error["msg"][:1].lower() + error["msg"][1:]
         parts.append(f"{path}: {reason}" if path else reason)
+    if len(errors) > MAX_PROBLEMS:
+        parts.append(f"and {len(errors) - MAX_PROBLEMS} more problems")
     return "; ".join(parts)
 
 

@@ -1,6 +1,8 @@
 """Inventory object paths (spec section 3).
 
 ``[<prefix>/]tenant=<id>/source=<source>/date=<YYYY-MM-DD>/<name>.<csv|jsonl|json>[.gz]``
+on a local disk; in the inventory bucket exactly ``inventory/tenant=<id>/...`` (no folder
+before ``tenant=``: ``parse_bucket_key``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from .vocabulary import SOURCES
 
 #: A subscription id, also the ``tenant=`` path segment (use ``fullmatch``).
 TENANT_ID_PATTERN: re.Pattern[str] = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: The subscription id of the messages about an object whose key names no valid tenant:
+#: it fits the pattern (the summary schema holds) and is reserved, never a subscription.
+UNATTRIBUTED = "_unattributed"
 MAX_PATH_CHARS = 1024
 #: The key from ``tenant=`` on, in UTF-8: it is part of DynamoDB keys (at most 1,024 bytes)
 #: with a version and a line number.
@@ -44,6 +49,20 @@ class FileRef:
     name: str  # the file name without its format and ``.gz`` extensions
     fmt: str  # csv, jsonl or json
     gzip: bool
+
+
+def valid_tenant(text: str) -> bool:
+    """Whether ``text`` may be a subscription id: the pattern, and not the reserved one."""
+    return text != UNATTRIBUTED and TENANT_ID_PATTERN.fullmatch(text) is not None
+
+
+def tenant_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a subscription id (None: it can)."""
+    if text == UNATTRIBUTED:
+        return f"'{UNATTRIBUTED}' is reserved (messages about objects of no tenant)"
+    if not TENANT_ID_PATTERN.fullmatch(text):
+        return f"expected {TENANT_ID_PATTERN.pattern}"
+    return None
 
 
 def _segment_value(segment: str, label: str) -> str:
@@ -104,8 +123,9 @@ def parse_key(path: str) -> FileRef:
         raise PathError(
             f"extra directories between date= and the file name: {'/'.join(parts[3:-1])}"
         )
-    if not TENANT_ID_PATTERN.fullmatch(tenant):
-        raise PathError(f"invalid tenant id '{tenant}' (expected {TENANT_ID_PATTERN.pattern})")
+    problem = tenant_problem(tenant)
+    if problem:
+        raise PathError(f"invalid tenant id '{tenant}' ({problem})")
     if source not in SOURCES:
         raise PathError(f"unknown source '{source}'")
     if not _DATE.fullmatch(day_text):
@@ -127,3 +147,24 @@ def parse_key(path: str) -> FileRef:
         fmt=fmt,
         gzip=gz,
     )
+
+
+def parse_bucket_key(key: str, prefix: str) -> FileRef:
+    """An object key of the inventory bucket: exactly
+    ``<prefix>tenant=<id>/source=<source>/date=<YYYY-MM-DD>/<file>``; raise PathError."""
+    if not key.startswith(prefix):
+        raise PathError(f"not under {prefix}")
+    if not key.startswith(f"{prefix}tenant="):
+        raise PathError(
+            f"expected {prefix}tenant=<id>/source=<source>/date=<YYYY-MM-DD>/<file>"
+            " (no folder before tenant=)"
+        )
+    return parse_key(key[len(prefix) :])
+
+
+def bucket_key_tenant(key: str, prefix: str) -> str:
+    """Whom a message about a bucket key goes to: the tenant its first segment under
+    ``prefix`` names, when that is ``tenant=<a valid id>``; otherwise ``UNATTRIBUTED``."""
+    segment = key[len(prefix) :].split("/", 1)[0] if key.startswith(prefix) else ""
+    tenant = segment.removeprefix("tenant=")
+    return tenant if segment.startswith("tenant=") and valid_tenant(tenant) else UNATTRIBUTED

@@ -28,8 +28,11 @@ from .paths import FileRef
 from .rows import (
     FIELD_NAMES,
     MAX_FIELD_CHARS,
+    DuplicateKeys,
     RowWarnings,
     csv_columns,
+    json_number,
+    json_object,
     name_list,
     normalize,
     normalize_cells,
@@ -173,8 +176,11 @@ class _File:
         return self.reject(line, ROW, f"line longer than {self.limits.max_line_bytes} bytes")
 
     def row(self, line: int, value: object) -> Observation | Reject:
-        """A parsed JSON value: an object is a row."""
+        """A parsed JSON value: an object is a row, unless it names a key twice."""
         if type(value) is not dict:
+            if type(value) is DuplicateKeys:
+                keys = name_list(value.duplicates)
+                return self.reject(line, ROW, f"duplicate keys in the JSON object: {keys}")
             return self.reject(line, ROW, "not a JSON object")
         if not FIELD_NAMES.issuperset(value):
             self.unknown.update(key for key in value if key not in FIELD_NAMES)
@@ -254,7 +260,12 @@ class _CsvText:
         feeds only, and none too long for the limits (the common case)."""
         lines = block.decode("utf-8", "surrogateescape").splitlines(keepends=True)
         short = min(self._limits.max_line_bytes, self._limits.max_field_chars)
-        if block.isascii() and len(lines) == block.count(b"\n") and max(map(len, lines)) <= short:
+        if (
+            block.isascii()
+            and b"\0" not in block
+            and len(lines) == block.count(b"\n")
+            and max(map(len, lines)) <= short
+        ):
             self._number += len(lines)
             return lines
         limit = self._limits.max_line_bytes
@@ -264,7 +275,7 @@ class _CsvText:
     def _text(self, line: bytes) -> str:
         """The next line, read whole and not over-long."""
         self._number += 1
-        if len(line) > self._limits.max_field_chars or not line.isascii():
+        if len(line) > self._limits.max_field_chars or not line.isascii() or b"\0" in line:
             self.unchecked.add(self._number)
         return line.decode("utf-8", "surrogateescape")
 
@@ -462,7 +473,9 @@ class _CsvTable:
         return None
 
 
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=Decimal)
+_DECODER = json.JSONDecoder(
+    parse_float=json_number, parse_constant=Decimal, object_pairs_hook=json_object
+)
 
 
 def _jsonl_rows(stream: io.BufferedIOBase, file: _File) -> Iterator[Observation | Reject]:

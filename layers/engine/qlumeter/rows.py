@@ -3,7 +3,8 @@
 ``FIELDS`` drives both :func:`normalize` (raw row -> :class:`Observation`; its CSV twin
 :func:`normalize_cells` shares the converters) and :func:`row_json_schema`. Raw values
 are what a reader produces: CSV cells (``str``) or JSON values parsed with
-``parse_float=decimal.Decimal``.
+``parse_float=json_number`` (decimals, exponent forms marked) and
+``object_pairs_hook=json_object`` (duplicate keys marked).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field
 from dataclasses import fields as dataclass_fields
@@ -39,6 +41,34 @@ from .vocabulary import (
 MAX_FIELD_CHARS = 16384
 #: Largest accepted integer (counts are 64-bit in every store downstream).
 MAX_INT = 2**63 - 1
+
+
+class ExponentNumber(Decimal):
+    """A JSON number written with an exponent (``1E3``): a count may be one, an identifier
+    may not (spec section 12: not guessed)."""
+
+
+def json_number(text: str) -> Decimal:
+    """``parse_float`` of the readers: a JSON number with a fraction or an exponent."""
+    return ExponentNumber(text) if "e" in text or "E" in text else Decimal(text)
+
+
+class DuplicateKeys(dict[str, Any]):
+    """A JSON object that names a key twice (``duplicates``): never one of its values
+    silently, as two CSV columns of one name make a file unreadable."""
+
+    duplicates: set[str]
+
+
+def json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` of the readers: the object, marked when a key repeats."""
+    value = dict(pairs)
+    if len(value) == len(pairs):
+        return value
+    marked = DuplicateKeys(value)
+    counts = Counter(key for key, _ in pairs)
+    marked.duplicates = {key for key, count in counts.items() if count > 1}
+    return marked
 
 
 class FieldType(StrEnum):
@@ -168,6 +198,7 @@ Converter = Callable[[Any], Any]
 _Compiled = tuple[int, "dict[str, Any] | None", "Converter | None", Converter]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_NUL = "\x00"
 _BOOLS = {"true": True, "1": True, "false": False, "0": False}
 _JSON_TYPES = {bool: "a boolean", list: "an array", dict: "an object", int: "a number"}
 _MEMO_MAX = 4096
@@ -430,6 +461,8 @@ def _compile(spec: FieldSpec, slot: int) -> _Compiled:
             return from_text(";".join(_items(name, value)))
         if kind is FieldType.DATETIME:
             raise RowError(name, f"expected an ISO 8601 string, got {_kind(value)}")
+        if kind is FieldType.STRING and type(value) is ExponentNumber:
+            raise RowError(name, f"a number in exponent form ({value}): write it as a string")
         if type(value) is int or isinstance(value, Decimal):  # a number is taken as its text
             return from_text(str(value))
         raise RowError(name, f"expected a string, got {_kind(value)}")
@@ -492,6 +525,8 @@ def _check_text(name: str, value: str, max_chars: int) -> None:
         raise RowError(name, f"longer than {max_chars} characters")
     if _SURROGATE.search(value):
         raise RowError(name, "not valid UTF-8")
+    if _NUL in value:
+        raise RowError(name, "NUL character (U+0000)")
 
 
 def _check_list(name: str, value: list[object], max_chars: int) -> None:
@@ -524,7 +559,7 @@ def normalize(
             continue
         slot, memo, convert, other = entry
         if type(value) is str:
-            if len(value) > max_field_chars or not value.isascii():
+            if len(value) > max_field_chars or not value.isascii() or _NUL in value:
                 _check_text(name, value, max_field_chars)
             if memo is not None:
                 converted = memo.get(value, _MISS)
@@ -579,7 +614,7 @@ def normalize_cells(
     if not checked:
         for name, index, *_ in columns:
             value = cells[index]
-            if len(value) > max_field_chars or not value.isascii():
+            if len(value) > max_field_chars or not value.isascii() or _NUL in value:
                 _check_text(name, value, max_field_chars)
     args = _TEMPLATE.copy()
     for _name, index, slot, memo, convert, _ in columns:
@@ -676,7 +711,11 @@ def _fail(failed: Failures, index: int, exc: Exception) -> None:
 
 def _check_column(name: str, cells: Sequence[str], max_chars: int, failed: Failures) -> None:
     """:func:`_check_text` of every cell of a column."""
-    if max(map(len, cells)) > max_chars or not all(map(str.isascii, cells)):
+    if (
+        max(map(len, cells)) > max_chars
+        or not all(map(str.isascii, cells))
+        or _NUL in "".join(cells)
+    ):
         for index, cell in enumerate(cells):
             try:
                 _check_text(name, cell, max_chars)

@@ -4,12 +4,14 @@ ports."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
 from ..publishing import EventType
+from ..reader import UnreadableFile
 from .ports import PublishRejected
 from .ranges import Part
 from .requests import MeterRequest
@@ -24,6 +26,11 @@ if TYPE_CHECKING:  # the stubs are a development dependency only
 PART_KEY = "qlumeter_part"  # marks a part message on the ingest queue
 
 
+#: GetObject's answers that no retry changes: the object is under a KMS key the function
+#: cannot use (or a disabled one), or archived.
+UNREADABLE_OBJECT = ("AccessDenied", "InvalidObjectState", "KMS.")
+
+
 class S3Objects:
     """``Objects`` on an injected boto3 S3 client."""
 
@@ -31,24 +38,31 @@ class S3Objects:
         self.client = client
 
     def open(self, bucket: str, key: str, version: str | None) -> IO[bytes]:
-        """The object's body as a stream (never read whole into memory)."""
-        request: GetObjectRequestTypeDef = {"Bucket": bucket, "Key": key}
-        if version:
-            request["VersionId"] = version
-        return cast(IO[bytes], self.client.get_object(**request)["Body"])
+        """The object's body as a stream (never read whole into memory); ``UnreadableFile``
+        when S3 refuses it for good (``UNREADABLE_OBJECT``)."""
+        return self._body({"Bucket": bucket, "Key": key}, version)
 
     def open_range(
         self, bucket: str, key: str, version: str | None, start: int, end: int
     ) -> IO[bytes]:
         """Bytes ``[start, end)`` of the object as a stream."""
-        request: GetObjectRequestTypeDef = {
-            "Bucket": bucket,
-            "Key": key,
-            "Range": f"bytes={start}-{end - 1}",
-        }
+        return self._body(
+            {"Bucket": bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}, version
+        )
+
+    def _body(self, request: GetObjectRequestTypeDef, version: str | None) -> IO[bytes]:
         if version:
             request["VersionId"] = version
-        return cast(IO[bytes], self.client.get_object(**request)["Body"])
+        try:
+            return cast(IO[bytes], self.client.get_object(**request)["Body"])
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = error.get("Code", "")
+            if not code.startswith(UNREADABLE_OBJECT):
+                raise
+            raise UnreadableFile(
+                f"S3 refused to read the object: {code} {error.get('Message', '')}".rstrip()
+            ) from None
 
     def put(self, bucket: str, key: str, body: bytes | IO[bytes]) -> None:
         """Bytes, or a seekable stream (a spooled file) that botocore reads in chunks."""
@@ -70,6 +84,26 @@ class S3Objects:
         self.client.copy_object(Bucket=bucket, Key=target_key, CopySource=source)
 
 
+SQS_BATCH_ENTRIES = 10  # SendMessageBatch's limits: entries,
+SQS_BATCH_BYTES = 1 << 20  # and bytes of all the entries' bodies together
+
+
+def sqs_batches(bodies: list[str]) -> Iterator[list[str]]:
+    """Consecutive bodies in batches SendMessageBatch takes (a part's body is a few hundred
+    bytes: its header is named by its length, never copied)."""
+    batch: list[str] = []
+    size = 0
+    for body in bodies:
+        length = len(body.encode())
+        if batch and (len(batch) == SQS_BATCH_ENTRIES or size + length > SQS_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(body)
+        size += length
+    if batch:
+        yield batch
+
+
 class SqsParts:
     """``PartQueue`` on the ingest queue itself: each part is one message."""
 
@@ -77,10 +111,10 @@ class SqsParts:
         self.client, self.queue_url = client, queue_url
 
     def send(self, parts: list[Part]) -> None:
-        for first in range(0, len(parts), 10):
+        bodies = [json.dumps({PART_KEY: asdict(part)}) for part in parts]
+        for batch in sqs_batches(bodies):
             entries: list[SendMessageBatchRequestEntryTypeDef] = [
-                {"Id": str(part.index), "MessageBody": json.dumps({PART_KEY: asdict(part)})}
-                for part in parts[first : first + 10]
+                {"Id": str(i), "MessageBody": body} for i, body in enumerate(batch)
             ]
             failed = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
             if failed.get("Failed"):

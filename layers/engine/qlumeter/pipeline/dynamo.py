@@ -43,6 +43,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
 from ..catalog import DayValue
@@ -235,8 +236,29 @@ def unpack_rows(packed: str) -> Iterator[tuple[int, str]]:
         yield int(line), json.dumps(row, separators=(",", ":"))
 
 
+#: Answers to a batch write that a later attempt may not get: throttling and server errors.
+RETRYABLE = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+
+
+def retryable(exc: PutError) -> bool:
+    """Whether a failed batch write may pass when sent again: throttled or a server error
+    beyond botocore's retries, or no answer at all (the connection). A refusal of the
+    request itself (a ValidationException: an item too large, a key too long) never will."""
+    code = exc.cause_response_code
+    return code is None or code in RETRYABLE
+
+
 def write_batches(model: type[Model], items: Iterable[Model], attempts: int = 8) -> int:
-    """Batch-write items 25 at a time; unprocessed items are retried with backoff."""
+    """Batch-write items 25 at a time; unprocessed items and retryable failures are sent
+    again with backoff, any other failure raises at once."""
     connection = model._get_connection()
     written = 0
     batch: list[dict[str, Any]] = []
@@ -246,7 +268,9 @@ def write_batches(model: type[Model], items: Iterable[Model], attempts: int = 8)
         for attempt in range(attempts):
             try:
                 data = connection.batch_write_item(put_items=pending)
-            except PutError:
+            except PutError as exc:
+                if not retryable(exc):
+                    raise
                 data = None  # throttled beyond botocore's retries: back off, resend all
             else:
                 unprocessed = (data or {}).get("UnprocessedItems", {}).get(model.Meta.table_name)
@@ -378,6 +402,12 @@ class DynamoStore:
     def _file_sk(ref: FileRef) -> str:
         return f"{ref.day}#{ref.source}#{ref.key.rsplit('/', 1)[-1]}"
 
+    @staticmethod
+    def _split_sk(ref: FileRef) -> str:
+        """The object version being split, until every part is in: apart from the manifest
+        that counts (outside the day ranges ``manifests`` reads)."""
+        return f"split#{DynamoStore._file_sk(ref)}"
+
     def add_part(
         self,
         ref: FileRef,
@@ -388,8 +418,28 @@ class DynamoStore:
         entities: int,
         index: int,
     ) -> bool:
-        """Add a part's counts once (atomically); True for the call that completes the file."""
-        item = FileItem(ref.tenant, self._file_sk(ref))
+        """Add a part's counts once (atomically); True once every part is in: the version
+        then replaces the manifest that counts (again on a redelivery: the same outcome)."""
+        counts = (rows, accepted, rejected, entities)
+        split = FileItem(ref.tenant, self._split_sk(ref))
+        done = self._count_part(split, version, counts, index)
+        if done:
+            now = datetime.now(UTC)
+            self.put_manifest(replace(self._manifest(split), status="ok", ingested_at=now))
+        if done is None:  # a part of a split the previous release planned on the manifest
+            done = self._count_part(
+                FileItem(ref.tenant, self._file_sk(ref)), version, counts, index
+            )
+        return bool(done)
+
+    @staticmethod
+    def _count_part(
+        item: FileItem, version: str, counts: tuple[int, int, int, int], index: int
+    ) -> bool | None:
+        """Add a part's counts to ``item`` unless counted already; None when ``item`` holds
+        no split of ``version``, else whether every part is in (the item is then ``ok``:
+        readable from now on, a run that started before sees it as new)."""
+        rows, accepted, rejected, entities = counts
         current = (FileItem.version == version) & (FileItem.status == "partial")
         counted = _written(
             lambda: item.update(
@@ -404,38 +454,54 @@ class DynamoStore:
                 condition=current & ~FileItem.parts_seen.contains(str(index)),
             )
         )
-        if not counted:  # counted already (a redelivery), or another version now
-            item.refresh()
-            if item.version != version or item.status != "partial":
-                return False
+        if not counted:  # counted already (a redelivery), or no split of this version
+            try:
+                item.refresh(consistent_read=True)
+            except FileItem.DoesNotExist:
+                return None
+            if item.version != version or item.status not in ("partial", "ok"):
+                return None
         if item.parts_done < item.parts:
             return False
-        # readable from now on: a run that started before must see it as new; False when
-        # another delivery completed it
-        return _written(
-            lambda: item.update(
-                actions=[FileItem.status.set("ok"), FileItem.ingested_at.set(datetime.now(UTC))],
-                condition=current,
+        if item.status == "partial":
+            _written(
+                lambda: item.update(
+                    actions=[
+                        FileItem.status.set("ok"),
+                        FileItem.ingested_at.set(datetime.now(UTC)),
+                    ],
+                    condition=current,
+                )
             )
-        )
+        return True
 
     def fail_parts(self, ref: FileRef, version: str, reason: str) -> None:
-        FileItem(ref.tenant, self._file_sk(ref)).update(
-            actions=[FileItem.status.set("unreadable"), FileItem.reason.set(reason)],
-            condition=FileItem.version == version,
-        )
+        """A part is unreadable: so is the object version, which replaces the manifest that
+        counts (as an unreadable whole object does)."""
+        failed: list[Action] = [FileItem.status.set("unreadable"), FileItem.reason.set(reason)]
+        split = FileItem(ref.tenant, self._split_sk(ref))
+        if _written(lambda: split.update(actions=failed, condition=FileItem.version == version)):
+            self.put_manifest(self._manifest(split))
+            return
+        legacy = FileItem(ref.tenant, self._file_sk(ref))  # planned by the previous release
+        _written(lambda: legacy.update(actions=failed, condition=FileItem.version == version))
 
     def put_manifest(self, manifest: Manifest) -> None:
+        """Make ``manifest`` the one that counts for its key, unless a newer version is
+        held. A ``partial`` one (parts queued) is kept apart until its last part is in
+        (``add_part``): the version held goes on counting meanwhile."""
         ref = manifest.ref
         sk = self._file_sk(ref)
-        try:
-            held = self._manifest(FileItem.get(ref.tenant, sk))
-        except FileItem.DoesNotExist:
-            held = None
+        held = self._held(ref.tenant, sk)
         if held is not None and not manifest.supersedes(held):
             return  # an older version delivered late: the newer one stays
-        if held is not None and manifest.status == "partial" and held.version == manifest.version:
-            return  # the same version planned again: its parts' counts stay
+        if manifest.status == "partial":
+            sk = self._split_sk(ref)
+            held = self._held(ref.tenant, sk)
+            if held is not None and (
+                held.version == manifest.version or not manifest.supersedes(held)
+            ):
+                return  # the same version planned again (its parts' counts stay), or older
         FileItem(
             ref.tenant,
             sk,
@@ -454,6 +520,12 @@ class DynamoStore:
             parts=manifest.parts,
             entities=manifest.entities,
         ).save()
+
+    def _held(self, tenant: str, sk: str) -> Manifest | None:
+        try:
+            return self._manifest(FileItem.get(tenant, sk, consistent_read=True))
+        except FileItem.DoesNotExist:
+            return None
 
     @staticmethod
     def _manifest(item: FileItem) -> Manifest:
