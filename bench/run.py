@@ -80,7 +80,9 @@ def validate_against_dict_reader(path: Path, runs: int) -> float:
     walls, cpus, peak = [], [], 0.0
     for run in range(1, runs + 1):
         _, bare, bare_cpu, _ = timed([sys.executable, "-c", DICT_READER, str(path)])
-        _, ours, ours_cpu, mb = timed([sys.executable, "-m", "qlumeter_cli.main", "validate", str(path)])
+        _, ours, ours_cpu, mb = timed(
+            [sys.executable, "-m", "qlumeter_cli.main", "validate", str(path)]
+        )
         walls.append(bare / ours)
         cpus.append(bare_cpu / ours_cpu)
         peak = max(peak, mb)

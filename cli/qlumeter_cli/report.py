@@ -23,8 +23,11 @@ from qlumeter.catalog import PRODUCTS
 from qlumeter.config import Subscription
 from qlumeter.metering import ProductUsage
 from qlumeter.numbers import fmt, fmt4, round_half_up
+from qlumeter.quality import DATA_WARNING, SOURCE_MISSING
 from qlumeter.summary import qlus, show_utilization
 from qlumeter.windows import avg90, day_range, interval_of, peak15, sum90
+
+from .problems import describe_alert, problems
 
 MAX_REJECTS = 500
 
@@ -403,6 +406,20 @@ def _plan(plan: Mapping[str, Any] | None) -> str:
     )
 
 
+def _problems(document: Mapping[str, Any]) -> str:
+    """The data problems (missing sources, unreadable files, warnings), first on the page."""
+    lines = problems(document)
+    if not lines:
+        return ""
+    items = "".join(_tag("li", _e(line)) for line in lines)
+    return _section(
+        "problems",
+        "Data problems: read these before the numbers",
+        f"<ul>{items}</ul>",
+        class_="problems",
+    )
+
+
 def _alerts(alerts: Sequence[Mapping[str, Any]]) -> str:
     """Every alert of the summary: its type and its other fields."""
     if not alerts:
@@ -410,7 +427,9 @@ def _alerts(alerts: Sequence[Mapping[str, Any]]) -> str:
     rows = [
         (
             f'<span class="alert">{_e(alert.get("type"))}</span>',
-            "; ".join(f"<b>{_e(k)}</b> {_e(v)}" for k, v in alert.items() if k != "type"),
+            _e(describe_alert(alert))
+            if alert.get("type") in (SOURCE_MISSING, DATA_WARNING)
+            else "; ".join(f"<b>{_e(k)}</b> {_e(v)}" for k, v in alert.items() if k != "type"),
         )
         for alert in alerts
     ]
@@ -564,14 +583,22 @@ def _ingest(ingest: Mapping[str, Any]) -> str:
     """The files read (those with a problem marked) and the rejected rows (capped)."""
     files: Sequence[Mapping[str, Any]] = ingest.get("files", [])
     rejects: Sequence[Mapping[str, Any]] = ingest.get("rejects", [])
-    columns = ("path", "status", "rows", "accepted", "rejected", "reason")
-    problems = {i for i, f in enumerate(files) if f.get("status") != "ok" or f.get("rejected")}
+    columns = ("path", "status", "rows", "accepted", "rejected", "reason", "warnings")
+    marked = {
+        i
+        for i, f in enumerate(files)
+        if f.get("status") != "ok" or f.get("rejected") or f.get("warnings")
+    }
     unreadable = sum(f.get("status") != "ok" for f in files)
+    warned = sum(bool(f.get("warnings")) for f in files)
     files_table = _table(
         columns,
-        [[_e(f.get(k)) for k in columns] for f in files],
+        [
+            [_e(f.get(k)) for k in columns[:-1]] + [_e("; ".join(f.get("warnings", [])))]
+            for f in files
+        ],
         numeric=(2, 3, 4),
-        marked=problems,
+        marked=marked,
         class_="files",
         id="files",
     )
@@ -586,7 +613,8 @@ def _ingest(ingest: Mapping[str, Any]) -> str:
     content = "".join(
         [
             f"<p>{len(files)} files: {unreadable} unreadable,"
-            f" {len(problems) - unreadable} with rejected rows; {len(rejects)} rejected rows.</p>",
+            f" {sum(bool(f.get('rejected')) for f in files)} with rejected rows,"
+            f" {warned} with warnings; {len(rejects)} rejected rows.</p>",
             f"<details{' open' if unreadable or len(files) <= 40 else ''}>",
             f"<summary>Files ({len(files)})</summary>{files_table}</details>",
             _section("rejected", "Rejected rows", rejects_table, level=3),
@@ -652,6 +680,7 @@ def render_html(document: Mapping[str, Any], sub: Subscription) -> str:
 <header>
 <h1>QLU usage: {_e(summary["subscription_id"])}</h1>
 <p class="meta">{meta}</p>
+{_problems(document)}
 {_gauge(summary, sub)}
 {_plan(summary.get("plan"))}
 {_section("alerts-section", "Alerts", _alerts(summary.get("alerts", [])))}
@@ -691,6 +720,8 @@ caption{text-align:left;color:var(--muted);font-size:12px;padding-bottom:2px}
 tbody tr:nth-child(even){background:#f8f9fb}
 .overview{width:100%}.intervals tr.marked{background:#fff6e0;font-weight:600}
 .files tr.marked{background:#fdecea}
+.problems{border:2px solid var(--over);border-radius:6px;padding:4px 16px;margin:12px 0}
+.problems h2{border:0;color:var(--over);margin:8px 0 0}.problems li{overflow-wrap:anywhere}
 .alert{background:#fdecea;color:var(--over);padding:1px 6px;border-radius:4px;font-weight:600}
 .badge{background:#e8f3ec;color:var(--ok);padding:1px 6px;border-radius:4px;font-size:12px;
 white-space:nowrap}

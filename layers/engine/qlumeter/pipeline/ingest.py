@@ -244,11 +244,13 @@ class Ingest:
         (distinct keys before correlation)."""
         report = FileReport(path=ref.key)
         entities: set[str] = set()
-        if self.store.get_subscription(ref.tenant) is None:
+        sub = self.store.get_subscription(ref.tenant)
+        if sub is None:
             report.warnings.append(f"no subscription for tenant {ref.tenant}: kept, not metered")
+        strict = sub is not None and sub.strict  # a file with a warning is refused
         with SpooledTemporaryFile(max_size=REJECTS_IN_MEMORY) as rejects:
             try:
-                rows = _rows(ref, body, report, rejects, offset, entities)
+                rows = _rows(ref, body, report, rejects, offset, entities, strict)
                 self.store.write_rows(ref, obj.version_tag, rows)
             except UnreadableFile as exc:
                 report.status, report.reason = "unreadable", exc.reason
@@ -275,9 +277,11 @@ def _rows(
     rejects: IO[bytes],
     offset: int,
     entities: set[str],
+    strict: bool,
 ) -> Iterator[Observation]:
-    """The accepted rows; each rejected row is written to ``rejects`` as a JSON line."""
-    for item in iter_file(ref, body, report):  # type: ignore[arg-type]
+    """The accepted rows; each rejected row is written to ``rejects`` as a JSON line.
+    ``strict``: a file with a warning is unreadable."""
+    for item in iter_file(ref, body, report, strict=strict):  # type: ignore[arg-type]
         item.line += offset
         if isinstance(item, Observation):
             entities.add(item.key or ip_key(item.network_id, min(item.ips)))
