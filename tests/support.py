@@ -173,11 +173,11 @@ def agents(count: int, first: int = 0) -> list[dict[str, Any]]:
 
 
 def pipeline_subscription(tenant: str = TENANT, **terms: Any) -> dict[str, Any]:
-    """The pipeline scenarios' subscription (four products, a delta scanner) as JSON."""
+    """The pipeline scenarios' subscription (four products) as JSON. It names no source:
+    a source named in ``sources`` that never delivers is a ``source_missing`` alert."""
     return {
         "subscription_id": tenant,
         "start_date": START.isoformat(),
-        "sources": {"scanner": {"mode": "delta"}},
         "products": {
             "VMDR": {"ratio": "1.5"},
             "CSAM": {"ratio": "1"},
@@ -189,7 +189,9 @@ def pipeline_subscription(tenant: str = TENANT, **terms: Any) -> dict[str, Any]:
 
 
 #: acme's subscription in the integration scenario.
-SUBSCRIPTION = pipeline_subscription(entitlement_qlus="40", late_data_days=10)
+SUBSCRIPTION = pipeline_subscription(
+    entitlement_qlus="40", late_data_days=10, sources={"scanner": {"mode": "delta"}}
+)
 
 
 def inventory(root: Path, days: int = 17) -> None:

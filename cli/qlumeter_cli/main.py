@@ -3,26 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import redirect_stdout
 from datetime import date, timedelta
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn, TextIO, cast
 
-from qlumeter.config import ConfigError, Subscription, load_subscription
+from qlumeter.config import ConfigError, Subscription, load_subscription, unknown_product
 from qlumeter.explain import explain
 from qlumeter.explain import render as render_explanation
 from qlumeter.metering import effective_as_of
-from qlumeter.paths import PathError, parse_key
+from qlumeter.paths import DAY_PATTERN, PathError, parse_key
 from qlumeter.reader import FileReport, collector_paused, iter_rejects
 from qlumeter.rows import row_json_schema
 from qlumeter.summary import json_schema
+from qlumeter.vocabulary import PRODUCT_CODES
 
-from .local import LocalInventory, meter_folder, read_days
+from .local import LAYOUT, LocalInventory, meter_folder, read_days
+from .problems import describe_alert, problems
 from .report import render_html
 from .sample import DEMO_DAYS, write_sample
 from .terminal import Terminal
+
+#: What --inventory points at, for every command that takes it.
+INVENTORY_HELP = (
+    "the folder holding inventory/tenant=<subscription_id>/source=<source>/"
+    "date=<YYYY-MM-DD>/<name>.csv|.jsonl|.json[.gz] (the folder above the tenant= folder; "
+    "the tenant= name must equal the subscription_id, case included)"
+)
+REMOTE_HELP = (
+    "--stack-name, --profile, --region and --endpoint-url switch the run to a deployed "
+    "stack (default stack qlumeter-dev): the folder's files are uploaded to its bucket and "
+    "its functions meter them; only the runtime dependencies are needed (pip install "
+    "'.[aws]'). Without them the stack of template.yaml runs on embedded moto."
+)
+EXIT_CODES = "exit codes: 0 done, 1 findings (see above), 2 usage or input error"
 
 
 class UsageError(Exception):
@@ -30,10 +50,13 @@ class UsageError(Exception):
 
 
 def _day(text: str) -> date:
+    """A day as every input writes it (YYYY-MM-DD, as in the ``date=`` folders)."""
     try:
-        return date.fromisoformat(text)
+        if DAY_PATTERN.fullmatch(text):
+            return date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+        pass
+    raise argparse.ArgumentTypeError(f"not a day: {text!r} (expected YYYY-MM-DD, e.g. 2026-03-31)")
 
 
 def render_table(summary: dict[str, Any]) -> str:
@@ -71,7 +94,7 @@ def render_table(summary: dict[str, Any]) -> str:
         shown = ", ".join(f"{m['measure']} {m['count']}/{m['cap']}" for m in plan["measures"])
         lines.append(f"plan {plan['plan']} ({plan['subscription_type']}): {shown or 'no caps'}")
     for alert in summary.get("alerts", []):
-        lines.append("alert: " + ", ".join(f"{k}={v}" for k, v in alert.items()))
+        lines.append("alert: " + describe_alert(alert))
     return "\n".join(lines)
 
 
@@ -96,14 +119,33 @@ def _progress_printer(err: TextIO, quiet: bool) -> Callable[[str, int, int], Non
     return show
 
 
+def _writable(name: str | None, option: str) -> None:
+    """Refuse, before any work, an output file that cannot be written."""
+    if name is None:
+        return
+    path = Path(name)
+    folder = path.parent
+    if path.is_dir():
+        raise UsageError(f"{option} {name}: is a folder, not a file")
+    if not folder.is_dir():
+        raise UsageError(f"{option} {name}: the folder {folder} does not exist")
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        raise UsageError(f"{option} {name}: not writable")
+
+
 def _emit(
     document: dict[str, Any], sub: Subscription, args: argparse.Namespace, out: TextIO, err: TextIO
-) -> None:
-    """Write the JSON report (file or standard output), the HTML report, the table."""
+) -> int:
+    """Say the data problems, then write the JSON report (file or standard output), the
+    HTML report and the table. 1 when ``--strict`` and a file was unreadable."""
+    found = problems(document)
+    for line in found:
+        print(line, file=err)
     files = document["ingest"]["files"]
+    unreadable = sum(f["status"] != "ok" for f in files)
     note = (
         f"{len(files)} files, {sum(f['rejected'] for f in files)} rejected rows, "
-        f"{sum(f['status'] != 'ok' for f in files)} unreadable files"
+        f"{unreadable} unreadable files"
     )
     if args.html:
         Path(args.html).write_text(render_html(document, sub), encoding="utf-8")
@@ -117,9 +159,12 @@ def _emit(
         print(json.dumps(document, indent=2), file=out)
         print(table, file=err)
         print(note, file=err)
+    return 1 if args.strict and unreadable else 0
 
 
 def _inputs(args: argparse.Namespace) -> tuple[Subscription, Path]:
+    _writable(getattr(args, "out", None), "--out")
+    _writable(getattr(args, "html", None), "--html")
     sub = load_subscription(args.subscription)
     root = Path(args.inventory)
     if not root.is_dir():
@@ -130,82 +175,161 @@ def _inputs(args: argparse.Namespace) -> tuple[Subscription, Path]:
 def cmd_meter(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     sub, root = _inputs(args)
     progress = None if args.quiet else (lambda line: print(line, file=err))
-    document, _, _ = meter_folder(sub, root, args.as_of, progress)
-    _emit(document, sub, args, out, err)
-    return 0
+    document, _, _ = meter_folder(sub, root, args.as_of, progress, args.strict)
+    return _emit(document, sub, args, out, err)
+
+
+class _Stray(io.TextIOBase):
+    """What the functions of a run print on standard output: their log lines go to
+    ``err``; their metric documents (EMF), which mean nothing off Lambda, are dropped."""
+
+    def __init__(self, err: TextIO) -> None:
+        self.err = err
+        self.line = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.line += text
+        *lines, self.line = self.line.split("\n")
+        for line in lines:
+            if not line.startswith('{"_aws"'):
+                print(line, file=self.err)
+        return len(text)
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     sub, root = _inputs(args)
-    effective_as_of(sub, args.as_of)  # fails early on a day before the start
-    if args.endpoint_url or args.profile or args.stack_name:
-        from .remote import run_remote  # the runtime dependencies only (no moto)
+    if args.strict:
+        sub = sub.model_copy(update={"strict": True})
+    as_of = effective_as_of(sub, args.as_of)  # fails early on a day before the start
+    progress = _progress_printer(err, args.quiet)
+    with redirect_stdout(_Stray(err)):  # standard output holds the report alone
+        if args.endpoint_url or args.profile or args.stack_name or args.region:
+            document = _run_remote(args, sub, root, as_of, progress)
+        else:
+            try:
+                from .embedded import run_embedded
+            except ImportError as exc:
+                raise UsageError(
+                    f"qlumeter run needs the local extras (pip install -e '.[dev]'): {exc}"
+                ) from None
+            template = Path(args.template) if args.template else None
+            document = run_embedded(sub, root, as_of, template, progress)
+    return _emit(document, sub, args, out, err)
 
-        document = run_remote(
+
+def _run_remote(
+    args: argparse.Namespace,
+    sub: Subscription,
+    root: Path,
+    as_of: date,
+    progress: Callable[[str, int, int], None],
+) -> dict[str, Any]:
+    """``qlumeter run`` against a deployed stack; AWS's refusals as one line."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+        NoRegionError,
+    )
+
+    from .remote import run_remote  # the runtime dependencies only (no moto)
+
+    try:
+        return run_remote(
             sub,
             root,
-            min(args.as_of, sub.end_date or args.as_of),
+            as_of,
             args.stack_name,
             args.profile,
             args.region,
             args.endpoint_url,
-            _progress_printer(err, args.quiet),
+            progress,
         )
-        _emit(document, sub, args, out, err)
-        return 0
-    try:
-        from .embedded import run_embedded
-    except ImportError as exc:
+    except NoRegionError:
         raise UsageError(
-            f"qlumeter run needs the local extras (pip install -e '.[dev]'): {exc}"
+            "no AWS region for the deployed stack: pass --region, or set AWS_REGION"
+            " (or a region in the --profile)"
         ) from None
-    template = Path(args.template) if args.template else None
-    document = run_embedded(
-        sub,
-        root,
-        min(args.as_of, sub.end_date or args.as_of),
-        template,
-        _progress_printer(err, args.quiet),
-    )
-    _emit(document, sub, args, out, err)
-    return 0
+    except NoCredentialsError:
+        raise UsageError(
+            "no AWS credentials for the deployed stack: pass --profile, or set AWS_PROFILE"
+            " (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+        ) from None
+    except ClientError as exc:
+        raise UsageError(f"the deployed stack: {exc}") from None
+    except BotoCoreError as exc:
+        raise UsageError(f"the deployed stack: {exc}") from None
 
 
-def _inventory_paths(paths: Sequence[str]) -> list[Path]:
-    found: list[Path] = []
-    for name in paths:
+def _validated_paths(names: Sequence[str]) -> tuple[list[Path], list[Path]]:
+    """The files to judge and the files skipped: in a folder, those outside any
+    ``tenant=`` folder (reports, subscriptions, notes) are not inventory files. A file
+    named on its own is always judged."""
+    judged: list[Path] = []
+    skipped: list[Path] = []
+    for name in names:
         path = Path(name)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+            for found in sorted(p for p in path.rglob("*") if p.is_file()):
+                inside = any(s.startswith("tenant=") for s in Path(os.path.abspath(found)).parts)
+                (judged if inside else skipped).append(found)
         elif path.is_file():
-            found.append(path)
+            judged.append(path)
         else:
             raise UsageError(f"no such file or folder: {name}")
-    return found
+    return judged, skipped
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    bad = 0
-    for path in _inventory_paths(args.files):
-        try:
-            ref = parse_key(path.as_posix())
-        except PathError as exc:
-            print(f"{path}: unreadable: {exc.reason}", file=out)
-            bad += 1
-            continue
-        report = FileReport(path=ref.key)
-        with path.open("rb") as stream:
-            for r in iter_rejects(ref, stream, report):  # streamed: no row is kept
-                print(f"{path}:{r.line}: {r.field}: {r.reason}", file=out)
-        if report.status != "ok":
-            print(f"{path}: unreadable: {report.reason}", file=out)
-            bad += 1
-        bad += report.rejected
+    judged, skipped = _validated_paths(args.files)
+    if skipped and not args.quiet:
+        names = ", ".join(str(p) for p in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+        print(f"note: skipped {len(skipped)} files outside tenant= folders: {names}", file=err)
+    if not judged:
+        print(f"no inventory files in {' '.join(args.files)}: expected {LAYOUT}", file=out)
+        return 1
+    rows = rejected = unreadable = warned = 0
+    for path in judged:
+        report = _validate_file(path, args.strict, out)
+        rows, rejected = rows + report.rows, rejected + report.rejected
+        unreadable += report.status != "ok"
+        warned += bool(report.warnings)
+        if not args.quiet:
+            print(
+                f"{path}: {report.rows} rows, {report.accepted} accepted, "
+                f"{report.rejected} rejected",
+                file=err,
+            )
+    if not args.quiet:
         print(
-            f"{path}: {report.rows} rows, {report.accepted} accepted, {report.rejected} rejected",
-            file=err,
+            f"{len(judged)} files, {rows} rows, {rejected} rejected, {unreadable} unreadable, "
+            f"{warned} with warnings",
+            file=out,
         )
-    return 1 if bad else 0
+    return 1 if rejected or unreadable or warned else 0
+
+
+def _validate_file(path: Path, strict: bool, out: TextIO) -> FileReport:
+    """Print one file's findings (rejected rows as they are read, warnings, why it is
+    unreadable); the path is judged by its tenant=/source=/date= folders wherever the
+    command was typed from."""
+    try:
+        ref = parse_key(Path(os.path.abspath(path)).as_posix())
+    except PathError as exc:
+        print(f"{path}: unreadable: {exc.reason}", file=out)
+        return FileReport(path=str(path), status="unreadable", reason=exc.reason)
+    report = FileReport(path=ref.key)
+    with path.open("rb") as stream:
+        for r in iter_rejects(ref, stream, report, strict=strict):  # streamed: none is kept
+            print(f"{path}:{r.line}: {r.field}: {r.reason}", file=out)
+    for warning in report.warnings:
+        print(f"{path}: warning: {warning}", file=out)
+    if report.status != "ok":
+        print(f"{path}: unreadable: {report.reason}", file=out)
+    return report
 
 
 def cmd_sample(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -217,18 +341,14 @@ def cmd_sample(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-class _Parser(argparse.ArgumentParser):
-    """Reports bad arguments as one line through ``main``, not by exiting."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
-
-
 def cmd_explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    code = args.product.upper()
+    if code not in PRODUCT_CODES:
+        raise UsageError(unknown_product(args.product))
     sub, root = _inputs(args)
     with collector_paused():
         days = read_days(root, sub.subscription_id, args.day, LocalInventory())
-        explanation = explain(sub, days, args.product.upper(), args.day, args.sample)
+        explanation = explain(sub, days, code, args.day, args.sample)
     print(render_explanation(explanation), file=out)
     return 0
 
@@ -237,6 +357,7 @@ def cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     schemas = {
         "row": row_json_schema(),
         "summary": json_schema(),
+        "subscription": Subscription.model_json_schema(),
     }
     chosen = schemas if args.which == "all" else schemas[args.which]
     print(json.dumps(chosen, indent=2), file=out)
@@ -252,51 +373,198 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     args.subscription, args.inventory, args.as_of = str(subscription), str(root), as_of
     args.out, args.html = str(root / "report.json"), str(root / "report.html")
     args.template = args.endpoint_url = args.profile = args.region = args.stack_name = None
+    args.strict = False
     return cmd_run(args, out, err)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports bad arguments as one line through ``main``, not by exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _command(
+    commands: Any, name: str, handler: Callable[..., int], summary: str, text: str
+) -> argparse.ArgumentParser:
+    """A subcommand with its one-line summary, its description and examples."""
+    command: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=summary,
+        description=text,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    command.set_defaults(handler=handler)
+    return command
+
+
+def _metering_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--subscription", required=True, help="the subscription (YAML or JSON)")
+    command.add_argument("--inventory", required=True, metavar="FOLDER", help=INVENTORY_HELP)
+    command.add_argument(
+        "--as-of", required=True, type=_day, metavar="YYYY-MM-DD", help="the day metered"
+    )
+    command.add_argument("--out", help="write the JSON report here (default: standard output)")
+    command.add_argument("--html", help="write the HTML report here")
+    command.add_argument("--quiet", action="store_true", help="no progress output")
+    command.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse a file with a warning (unknown columns or keys, unknown modules); "
+        "exit 1 when a file was refused or unreadable",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="qlumeter", description="QLU metering")
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, handler, text in (
-        ("meter", cmd_meter, "meter a local inventory folder in memory (the engine alone)"),
-        ("run", cmd_run, "run the whole pipeline (the stack's functions) on embedded moto"),
-    ):
-        command = commands.add_parser(name, help=text)
-        command.add_argument("--subscription", required=True, help="subscription (YAML or JSON)")
-        command.add_argument("--inventory", required=True, help="folder laid out like the bucket")
-        command.add_argument("--as-of", required=True, type=_day, help="YYYY-MM-DD")
-        command.add_argument("--out", help="write the JSON report here (default: standard output)")
-        command.add_argument("--html", help="write the HTML report here")
-        command.add_argument("--quiet", action="store_true", help="no progress output")
-        command.set_defaults(handler=handler)
-        if name == "run":
-            command.add_argument("--template", help="the SAM template (default: the checkout's)")
-            command.add_argument("--stack-name", help="a deployed stack (default qlumeter-dev)")
-            command.add_argument("--profile", help="AWS profile of the deployed stack")
-            command.add_argument("--region", help="AWS region of the deployed stack")
-            command.add_argument("--endpoint-url", help="an AWS-compatible endpoint instead")
-    validate = commands.add_parser("validate", help="check inventory files, list rejected rows")
-    validate.add_argument("files", nargs="+", help="inventory files or folders")
-    validate.set_defaults(handler=cmd_validate)
-    explain_cmd = commands.add_parser("explain", help="why a product's number is what it is")
-    explain_cmd.add_argument("--subscription", required=True, help="subscription (YAML or JSON)")
-    explain_cmd.add_argument("--inventory", required=True, help="folder laid out like the bucket")
-    explain_cmd.add_argument("--product", required=True, help="product code, e.g. VMDR")
-    explain_cmd.add_argument("--day", required=True, type=_day, help="YYYY-MM-DD")
+    parser = _Parser(
+        prog="qlumeter",
+        description="Meter Qualys Units (QLUs) from asset inventory files.",
+        epilog="'qlumeter COMMAND --help' describes a command, with examples.",
+    )
+    try:
+        release = version("qlumeter")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        release = "unknown"
+    parser.add_argument("--version", action="version", version=f"qlumeter {release}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    meter = _command(
+        commands,
+        "meter",
+        cmd_meter,
+        "meter a local inventory folder in memory (the engine alone)",
+        f"""Meter a local inventory folder in memory with the engine alone: print the usage
+table and write the report (summary, daily values, every file and rejected row).
+
+--inventory: {INVENTORY_HELP}.
+
+Unreadable files, files with warnings and sources that stopped delivering are
+named on standard error before the table.
+
+examples:
+  qlumeter meter --subscription sub.yaml --inventory exports --as-of 2026-03-31
+  qlumeter meter --subscription sub.yaml --inventory exports --as-of 2026-03-31 \\
+      --out report.json --html report.html
+
+{EXIT_CODES}""",
+    )
+    _metering_options(meter)
+    run = _command(
+        commands,
+        "run",
+        cmd_run,
+        "run the whole pipeline (the stack's functions) on embedded moto or a deployed stack",
+        f"""Run the whole pipeline on the folder: the stack of template.yaml is created on
+embedded moto, the files uploaded and ingested by the ingest function, the meter
+function run for every day, the published messages collected. The report is
+'qlumeter meter''s plus the messages.
+
+--inventory: {INVENTORY_HELP}.
+
+{REMOTE_HELP}
+
+examples:
+  qlumeter run --subscription sub.yaml --inventory exports --as-of 2026-03-31 \\
+      --out report.json --html report.html
+  qlumeter run --subscription sub.yaml --inventory exports --as-of 2026-03-31 \\
+      --stack-name qlumeter-dev --profile prod --region eu-west-1 --out report.json
+
+{EXIT_CODES}""",
+    )
+    _metering_options(run)
+    run.add_argument("--template", help="the SAM template (default: the checkout's)")
+    remote = run.add_argument_group("a deployed stack (any of these switches to it)")
+    remote.add_argument("--stack-name", help="the deployed stack's name (default qlumeter-dev)")
+    remote.add_argument("--profile", help="the AWS profile of the deployed stack")
+    remote.add_argument("--region", help="the AWS region of the deployed stack")
+    remote.add_argument("--endpoint-url", help="an AWS-compatible endpoint instead of AWS")
+    validate = _command(
+        commands,
+        "validate",
+        cmd_validate,
+        "check inventory files: rejected rows, unreadable files, warnings",
+        f"""Check inventory files without metering them. Findings go to standard output, one
+per line: every rejected row (file:line: field: reason), every unreadable file and
+why, every warning (unknown columns or keys, with the field each may mean); then one
+line with the totals. Per-file counts and notes go to standard error.
+
+A folder is searched for files: those under a tenant= folder are judged by their
+tenant=/source=/date= folders (wherever the command is typed from); other files
+(reports, subscriptions) are skipped with a note. Layout: {LAYOUT}
+
+examples:
+  qlumeter validate exports
+  cd exports/inventory/tenant=acme && qlumeter validate .
+  qlumeter validate --quiet exports/inventory/tenant=acme/source=scanner
+
+exit codes: 0 clean, 1 findings (or no inventory file found), 2 usage error""",
+    )
+    validate.add_argument("files", nargs="+", metavar="PATH", help="inventory files or folders")
+    validate.add_argument("--quiet", action="store_true", help="print only the findings")
+    validate.add_argument(
+        "--strict", action="store_true", help="a file with a warning is unreadable (refused)"
+    )
+    explain_cmd = _command(
+        commands,
+        "explain",
+        cmd_explain,
+        "why a product's number is what it is",
+        f"""Explain one product on one day: its window, peak day or covered days, components,
+counts per source, counted and left-out entities (with the rule) and the files.
+
+--inventory: {INVENTORY_HELP}.
+
+examples:
+  qlumeter explain --subscription sub.yaml --inventory exports --product VMDR \\
+      --day 2026-03-31
+
+product codes: {", ".join(PRODUCT_CODES)}""",
+    )
+    explain_cmd.add_argument("--subscription", required=True, help="the subscription (YAML/JSON)")
+    explain_cmd.add_argument("--inventory", required=True, metavar="FOLDER", help=INVENTORY_HELP)
+    explain_cmd.add_argument("--product", required=True, help="a product code, e.g. VMDR")
+    explain_cmd.add_argument("--day", required=True, type=_day, metavar="YYYY-MM-DD")
     explain_cmd.add_argument("--sample", type=int, default=10, help="entities listed (10)")
-    explain_cmd.set_defaults(handler=cmd_explain)
-    schema = commands.add_parser("schema", help="print the inventory row and summary schemas")
-    schema.add_argument("which", nargs="?", choices=["all", "row", "summary"], default="all")
-    schema.set_defaults(handler=cmd_schema)
-    demo = commands.add_parser("demo", help="sample tenant -> run -> table and report.html")
+    schema = _command(
+        commands,
+        "schema",
+        cmd_schema,
+        "print the JSON Schemas: inventory row, usage summary, subscription",
+        """Print a JSON Schema: 'row' (one inventory row), 'summary' (the v1 usage summary
+every consumer receives), 'subscription' (the subscription file), or all three.
+
+examples:
+  qlumeter schema row
+  qlumeter schema subscription > subscription.schema.json""",
+    )
+    schema.add_argument(
+        "which", nargs="?", choices=["all", "row", "summary", "subscription"], default="all"
+    )
+    demo = _command(
+        commands,
+        "demo",
+        cmd_demo,
+        "sample tenant -> run -> table and report.html",
+        f"""Write a realistic sample tenant ({DEMO_DAYS} days by default) and run the whole
+pipeline on it (qlumeter run): the table, report.json and report.html in --out.
+
+examples:
+  qlumeter demo
+  qlumeter demo --out /tmp/demo --days 10""",
+    )
     demo.add_argument("--out", default="out/demo", help="folder for the sample and reports")
     demo.add_argument("--days", type=int, default=DEMO_DAYS, help=f"days ({DEMO_DAYS})")
     demo.add_argument("--quiet", action="store_true", help="no progress output")
-    demo.set_defaults(handler=cmd_demo)
-    sample = commands.add_parser("sample", help="write a realistic sample tenant (90 days)")
+    sample = _command(
+        commands,
+        "sample",
+        cmd_sample,
+        "write a realistic sample tenant (90 days)",
+        """Write a realistic sample tenant (90 days of files and its subscription).
+
+examples:
+  qlumeter sample --out /tmp/sample""",
+    )
     sample.add_argument("--out", required=True, help="folder to write it into")
-    sample.set_defaults(handler=cmd_sample)
     return parser
 
 
@@ -306,12 +574,34 @@ def main(
     # every line written is escaped: row values never drive the terminal
     out = cast(TextIO, Terminal(out or sys.stdout))
     err = cast(TextIO, Terminal(err or sys.stderr))
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(err)
+            return 2
         return int(args.handler(args, out, err))
     except (ConfigError, UsageError, ValueError, OSError) as exc:
+        if isinstance(exc, BrokenPipeError):
+            return _broken_pipe()
         print(f"qlumeter: error: {exc}", file=err)
         return 2
+    except KeyboardInterrupt:
+        print("qlumeter: interrupted", file=err)
+        return 130
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else 0
+
+
+def _broken_pipe() -> int:
+    """The reader of standard output went away (``| head``): stop quietly, and keep the
+    interpreter's last flush from failing again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (tests)
+        pass
+    return 141
 
 
 if __name__ == "__main__":

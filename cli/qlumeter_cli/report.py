@@ -23,8 +23,11 @@ from qlumeter.catalog import PRODUCTS
 from qlumeter.config import Subscription
 from qlumeter.metering import ProductUsage
 from qlumeter.numbers import fmt, fmt4, round_half_up
+from qlumeter.quality import DATA_WARNING, SOURCE_MISSING
 from qlumeter.summary import qlus, show_utilization
 from qlumeter.windows import avg90, day_range, interval_of, peak15, sum90
+
+from .problems import describe_alert, problems
 
 MAX_REJECTS = 500
 
@@ -436,6 +439,19 @@ def _plan(plan: Mapping[str, Any] | None) -> Html:
     )
 
 
+def _problems(document: Mapping[str, Any]) -> Html:
+    """The data problems (missing sources, unreadable files, warnings), first on the page."""
+    lines = problems(document)
+    if not lines:
+        return Html()
+    return _section(
+        "problems",
+        "Data problems: read these before the numbers",
+        _tag("ul", *(_tag("li", line) for line in lines)),
+        class_="problems",
+    )
+
+
 def _alerts(alerts: Sequence[Mapping[str, Any]]) -> Html:
     """Every alert of the summary: its type and its other fields."""
     if not alerts:
@@ -443,7 +459,11 @@ def _alerts(alerts: Sequence[Mapping[str, Any]]) -> Html:
     rows = [
         (
             _tag("span", alert.get("type"), class_="alert"),
-            _join((_join([_tag("b", k), " ", v]) for k, v in alert.items() if k != "type"), "; "),
+            describe_alert(alert)
+            if alert.get("type") in (SOURCE_MISSING, DATA_WARNING)
+            else _join(
+                (_join([_tag("b", k), " ", v]) for k, v in alert.items() if k != "type"), "; "
+            ),
         )
         for alert in alerts
     ]
@@ -603,14 +623,19 @@ def _ingest(ingest: Mapping[str, Any]) -> Html:
     """The files read (those with a problem marked) and the rejected rows (capped)."""
     files: Sequence[Mapping[str, Any]] = ingest.get("files", [])
     rejects: Sequence[Mapping[str, Any]] = ingest.get("rejects", [])
-    columns = ("path", "status", "rows", "accepted", "rejected", "reason")
-    problems = {i for i, f in enumerate(files) if f.get("status") != "ok" or f.get("rejected")}
+    columns = ("path", "status", "rows", "accepted", "rejected", "reason", "warnings")
+    marked = {
+        i
+        for i, f in enumerate(files)
+        if f.get("status") != "ok" or f.get("rejected") or f.get("warnings")
+    }
     unreadable = sum(f.get("status") != "ok" for f in files)
+    warned = sum(bool(f.get("warnings")) for f in files)
     files_table = _table(
         columns,
-        [[f.get(k) for k in columns] for f in files],
+        [[f.get(k) for k in columns[:-1]] + ["; ".join(f.get("warnings", []))] for f in files],
         numeric=(2, 3, 4),
-        marked=problems,
+        marked=marked,
         class_="files",
         id="files",
     )
@@ -624,7 +649,8 @@ def _ingest(ingest: Mapping[str, Any]) -> Html:
     )
     counts = (
         f"{len(files)} files: {unreadable} unreadable,"
-        f" {len(problems) - unreadable} with rejected rows; {len(rejects)} rejected rows."
+        f" {sum(bool(f.get('rejected')) for f in files)} with rejected rows,"
+        f" {warned} with warnings; {len(rejects)} rejected rows."
     )
     return _section(
         "ingest",
@@ -700,6 +726,7 @@ def render_html(document: Mapping[str, Any], sub: Subscription) -> str:
                 "header",
                 _tag("h1", f"QLU usage: {summary['subscription_id']}"),
                 _tag("p", meta, class_="meta"),
+                _problems(document),
                 _gauge(summary, sub),
                 _plan(summary.get("plan")),
                 _section("alerts-section", "Alerts", _alerts(summary.get("alerts", []))),
@@ -754,6 +781,8 @@ caption{text-align:left;color:var(--muted);font-size:12px;padding-bottom:2px}
 tbody tr:nth-child(even){background:#f8f9fb}
 .overview{width:100%}.intervals tr.marked{background:#fff6e0;font-weight:600}
 .files tr.marked{background:#fdecea}
+.problems{border:2px solid var(--over);border-radius:6px;padding:4px 16px;margin:12px 0}
+.problems h2{border:0;color:var(--over);margin:8px 0 0}.problems li{overflow-wrap:anywhere}
 .alert{background:#fdecea;color:var(--over);padding:1px 6px;border-radius:4px;font-weight:600}
 .badge{background:#e8f3ec;color:var(--ok);padding:1px 6px;border-radius:4px;font-size:12px;
 white-space:nowrap}

@@ -33,6 +33,7 @@ from qlumeter.paths import FileRef, parse_key
 from qlumeter.reader import DEFAULT_LIMITS, FileReport, Limits, Reject, UnreadableFile, iter_file
 from qlumeter.rows import FIELD_NAMES
 from tests.reliability.harness import FIGURES, Generated
+from tests.support import subscription
 
 FORMATS = ("csv", "jsonl", "json")
 MB = 1 << 20
@@ -78,8 +79,10 @@ def read(ref: FileRef, stream: Any, limits: Limits = DEFAULT_LIMITS, keep: int =
         assert exc.reason
         out.status, out.reason = "unreadable", exc.reason
         return out
-    assert report.accepted == out.accepted and report.rejected == out.rejected
+    assert report.accepted == out.accepted
+    assert report.rejected == out.rejected + report.unlisted  # a keyless type's rows: a warning
     assert report.rows == report.accepted + report.rejected
+    assert bool(report.unlisted) == any("no column gives their key" in w for w in report.warnings)
     return out
 
 
@@ -277,8 +280,13 @@ def test_wrong_encodings_are_rejected_rows_with_a_reason() -> None:
     out = read_bytes("csv", latin)
     assert [(r.field, r.reason) for r in out.rejects] == [("fqdn", "not valid UTF-8")]
     utf16 = "asset_type,agent_id\nhost,a1\n".encode("utf-16")
-    out = read_bytes("csv", utf16)
-    assert out.accepted == 0 and out.rejects and out.report and out.report.warnings
+    out = read_bytes("csv", utf16)  # its header names no asset_type column: one reason
+    assert out.status == "unreadable" and out.accepted == 0 and not out.rejects
+    assert out.reason is not None and out.reason.isprintable()
+    assert out.reason.startswith(
+        "no asset_type column: every row needs one; unknown columns ignored: "
+        "\\x00a\\x00g\\x00e\\x00n\\x00t"
+    )
 
 
 def test_duplicate_headers_make_the_file_unreadable() -> None:
@@ -425,7 +433,7 @@ def test_ingest_memory_does_not_grow_with_the_rejected_rows() -> None:
 
     class Store:
         def get_subscription(self, tenant: str) -> object:
-            return object()
+            return subscription()
 
         def write_rows(self, ref: FileRef, version: str, rows: Any) -> int:
             return sum(1 for _ in rows)

@@ -161,7 +161,7 @@ def test_lambda_tmp_the_rejects_of_a_small_gzip_bomb_stay_bounded(
 
     monkeypatch.setattr(ingest_module, "SpooledTemporaryFile", SmallTmp)
     key = f"inventory/tenant=acme/source=scanner/date=2026-01-02/{'n' * 800}.csv.gz"
-    body = gzip.compress(b"asset_type,vuln_count\n" + b"host,-1\n" * 20_000, mtime=0)
+    body = gzip.compress(b"asset_type,agent_id,vuln_count\n" + b"host,a,-1\n" * 20_000, mtime=0)
     assert len(body) < 2_000
     p.upload_file(key, body)
     driver = Driver(p)

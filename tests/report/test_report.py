@@ -23,6 +23,7 @@ from qlumeter.metering import Metering, usage_as_of
 from qlumeter.numbers import fmt4
 from qlumeter.summary import product_entry
 from qlumeter_cli.local import meter_folder
+from qlumeter_cli.problems import describe_alert
 from qlumeter_cli.report import MAX_REJECTS, intervals, read_series, render_html
 from qlumeter_cli.sample import write_sample
 from tests.support import subscription, write_file
@@ -336,9 +337,14 @@ def test_alerts_show_their_type_and_fields(small: Metered) -> None:
     page = Page(render_html(document | {"summary": summary}, sub))
     alerts = page.rows("alerts")
     assert document["summary"]["alerts"], "40 QLUs of entitlement: the thresholds are reached"
+    assert "source_missing" in [a["type"] for a in summary["alerts"]], "no cloud_agent file"
     for alert, (kind, details) in zip(summary["alerts"], alerts, strict=True):
         assert kind == alert["type"]
-        assert details == "; ".join(f"{k} {v}" for k, v in alert.items() if k != "type")
+        if kind == "source_missing":  # in words
+            assert details == describe_alert(alert)
+            assert details.startswith(f"source {alert['source']}: no readable file since")
+        else:
+            assert details == "; ".join(f"{k} {v}" for k, v in alert.items() if k != "type")
 
 
 def test_published_messages_are_listed(small: Metered) -> None:

@@ -20,6 +20,7 @@ from qlumeter.config import (
     load_subscription,
     parse_subscription,
 )
+from qlumeter.vocabulary import PRODUCT_CODES
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "subscriptions"
 
@@ -228,8 +229,16 @@ def test_fed_high_products(code: str) -> None:
 
 def test_unknown_product_code() -> None:
     message = rejected(raw(products={"CSAM": {"ratio": "1"}, "FOO": {"ratio": "1"}}))
-    assert message == "products.FOO: unknown product code 'FOO'"
-    assert rejected(raw(products={"csam": {"ratio": "1"}})).startswith("products.csam: ")
+    assert message == (
+        "products.FOO: unknown product code 'FOO'; the codes are: " + ", ".join(PRODUCT_CODES)
+    )
+
+
+def test_product_codes_in_any_case_are_the_catalog_codes() -> None:
+    sub = parse_subscription(raw(products={"csam": {"ratio": "1"}, "Vmdr": {"ratio": "2"}}))
+    assert list(sub.products) == ["CSAM", "VMDR"]
+    twice = rejected(raw(products={"csam": {"ratio": "1"}, "CSAM": {"ratio": "2"}}))
+    assert twice == "products: product CSAM listed twice"
 
 
 def test_products_required_non_empty() -> None:

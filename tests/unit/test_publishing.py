@@ -18,6 +18,7 @@ from qlumeter.publishing import (
     digest,
     level_crossed,
     levels,
+    missing_sources,
     outgoing,
 )
 from tests.support import day
@@ -134,3 +135,25 @@ def test_digest_reads_the_numbers_only() -> None:
     moved = dict(summary, revision=2, event_type=CORRECTION, generated_at="later")
     assert digest(summary) == digest(moved)
     assert digest(summary) != digest(dict(summary, total_qlus="4"))
+
+
+def source_missing(source: str) -> dict[str, Any]:
+    return {"type": "source_missing", "source": source, "last_day": None, "days_missing": 4}
+
+
+def test_a_missing_source_is_told_once_per_episode() -> None:
+    """The levels in force carry the missing sources: a source newly missing crosses; one
+    still missing does not; one back and missing again crosses again."""
+    episode = [[], [source_missing("cmdb")], [source_missing("cmdb")], [], [source_missing("cmdb")]]
+    in_force: list[str] = []
+    crossed = []
+    for alerts in episode:
+        crossed.append(level_crossed(alerts, [], {}, in_force))
+        in_force = missing_sources(alerts)
+    assert crossed == [False, True, False, False, True]
+    both = [source_missing("cmdb"), source_missing("scanner")]
+    assert level_crossed(both, [], {}, ["cmdb"]) and not level_crossed(
+        both, [], {}, ["cmdb", "scanner"]
+    )
+    bounded = {"type": "source_missing", "count": 21, "sample": [source_missing("idp")]}
+    assert missing_sources([bounded, threshold("0.8")]) == ["idp"]

@@ -29,10 +29,12 @@ from qlumeter.reader import (
     Reject,
     UnreadableFile,
     collector_paused,
+    field_warnings,
     iter_file,
     iter_rejects,
     read_file,
 )
+from qlumeter.rows import closest_field
 
 PREFIX = "inventory/tenant=acme/source=scanner/date=2026-01-05"
 HEADER = "asset_type,asset_id,fqdn,ip,modules,vuln_count,observed_at"
@@ -728,3 +730,123 @@ _BYTES = st.one_of(st.binary(max_size=600), st.lists(_FRAGMENTS, max_size=60).ma
 def test_any_bytes_end_in_rows_rejects_or_unreadable(data: bytes, name: str, packed: bool) -> None:
     _consume(name, data)
     _consume(name + ".gz", gzip.compress(data) if packed else data)
+
+
+# --- columns and keys the row schema does not know (issue: no silent wrong numbers) ---
+
+MISSPELLED = "asset_type,agent_id,Status,module,vulns"
+
+
+@pytest.mark.parametrize(
+    ("name", "near"),
+    [
+        ("Status", "status"),
+        ("AssetType", "asset_type"),
+        ("asset-type", "asset_type"),
+        ("Agent ID", "agent_id"),
+        ("staus", "status"),
+        ("module", "modules"),
+        ("vulns", "vuln_count"),
+        ("colour", None),
+        ("id", None),  # too short to guess from
+        ("ip_address", None),
+    ],
+)
+def test_an_unknown_name_is_matched_to_the_field_it_may_mean(name: str, near: str | None) -> None:
+    assert closest_field(name) == near
+
+
+def test_misspelled_columns_are_a_warning_naming_the_field_each_may_mean() -> None:
+    data = csv_bytes("host,a1,retired,vmdr,3", "host,a2,active,edr,0", header=MISSPELLED)
+    observations, rejects, report = read("a.csv", data)
+    assert len(observations) == 2 and rejects == []
+    assert report.warnings == [
+        "unknown columns ignored: Status (did you mean `status`?), module (did you mean "
+        "`modules`?), vulns (did you mean `vuln_count`?)"
+    ]
+    assert field_warnings(report.warnings) == report.warnings
+
+
+def test_strict_refuses_a_file_with_unknown_columns_before_reading_its_rows() -> None:
+    data = csv_bytes("host,a1,retired,vmdr,3", header=MISSPELLED)
+    observations, rejects, report = read_file(ref("a.csv"), io.BytesIO(data), strict=True)
+    assert (observations, rejects, report.rows, report.warnings) == ([], [], 0, [])
+    assert report.status == "unreadable"
+    assert report.reason == (
+        "refused (strict): unknown columns ignored: Status (did you mean `status`?), module "
+        "(did you mean `modules`?), vulns (did you mean `vuln_count`?)"
+    )
+    assert report.checksum == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_unknown_json_keys_are_treated_as_unknown_columns(fmt: str) -> None:
+    rows = [{**OBJECTS[0], "Status": "retired"}, {**OBJECTS[1], "modul": "edr"}]
+    data = jsonl_bytes(*rows) if fmt == "jsonl" else json.dumps(rows).encode()
+    observations, _, report = read(f"a.{fmt}", data)
+    assert len(observations) == 2
+    assert report.warnings == [
+        "unknown keys ignored: Status (did you mean `status`?), modul (did you mean `modules`?)"
+    ]
+    _, _, strict = read_file(ref(f"a.{fmt}"), io.BytesIO(data), strict=True)
+    assert (strict.status, strict.rows) == ("unreadable", 0)
+    assert strict.reason is not None and strict.reason.startswith("refused (strict): unknown keys")
+
+
+def test_strict_refuses_unknown_modules_and_passes_a_clean_file() -> None:
+    data = csv_bytes("host,A1,,,vmdr;vmrd,,")
+    _, _, report = read_file(ref("a.csv"), io.BytesIO(data), strict=True)
+    assert report.reason == "refused (strict): unknown modules ignored: vmrd"
+    clean = read_file(ref("a.csv"), io.BytesIO(csv_bytes(*CSV_ROWS)), strict=True)
+    assert (len(clean[0]), clean[2].status, clean[2].warnings) == (3, "ok", [])
+
+
+def test_a_csv_without_an_asset_type_column_is_one_file_level_reason() -> None:
+    data = csv_bytes(*[f"host,a{i}" for i in range(50)], header="AssetType,agent_id")
+    reason = unreadable("a.csv", data)
+    assert reason == (
+        "no asset_type column: every row needs one; unknown columns ignored: AssetType "
+        "(did you mean `asset_type`?)"
+    )
+    assert unreadable("b.csv", csv_bytes("a1", header="agent_id")) == (
+        "no asset_type column: every row needs one"
+    )
+
+
+def test_rows_of_a_type_whose_key_has_no_column_are_one_finding() -> None:
+    node_ref = parse_key("tenant=acme/source=container_sensor/date=2026-01-05/n.csv")
+    rows = [f"container_node,n{i}.corp,active" for i in range(40)] + ["host,x,active"]
+    data = csv_bytes(*rows, header="asset_type,hostname,status")
+    observations, rejects, report = read_file(node_ref, io.BytesIO(data))
+    assert observations == []
+    # the host row is not an entity of the source: rejected on its own line, as before
+    assert [(r.line, r.field) for r in rejects] == [(42, "asset_type")]
+    assert (report.rows, report.accepted, report.rejected, report.unlisted) == (41, 0, 41, 40)
+    assert report.warnings == [
+        "40 container_node rows rejected: no column gives their key "
+        "(node_id: required for container_node)"
+    ]
+    # rows read one by one (a quoted field over two lines) are told the same way
+    data = csv_bytes('container_node,"n1\nx",active', "container_node,n2,active",
+                     header="asset_type,hostname,status")  # fmt: skip
+    _, rejects, report = read_file(node_ref, io.BytesIO(data))
+    assert (rejects, report.rejected) == ([], 2)
+    assert report.warnings == [
+        "2 container_node rows rejected: no column gives their key "
+        "(node_id: required for container_node)"
+    ]
+
+
+def test_host_rows_need_one_identifier_column_of_several() -> None:
+    data = csv_bytes("host,web1,active", "host,web2,", header="asset_type,hostname,status")
+    _, rejects, report = read("a.csv", data)
+    assert rejects == [] and report.rejected == 2
+    assert report.warnings == [
+        "2 host rows rejected: no column gives their key (asset_id: host-like row needs "
+        "asset_id, agent_id, cloud_provider+cloud_resource_id, an fqdn with a dot, or an ip)"
+    ]
+    # with an fqdn column, a host row without a usable one is its own reject
+    data = csv_bytes("host,web1", "host,a.example", header="asset_type,fqdn")
+    observations, rejects, report = read("b.csv", data)
+    assert len(observations) == 1 and [r.line for r in rejects] == [2]
+    assert report.warnings == []

@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from .paths import TENANT_ID_PATTERN, UNATTRIBUTED
+from .paths import DAY_PATTERN, TENANT_ID_PATTERN, UNATTRIBUTED
 from .vocabulary import FED_HIGH_PRODUCTS, PRODUCT_CODES, SOURCES
 
 
@@ -63,7 +63,6 @@ MAX_MAGNITUDE = 30  # its magnitude: 10^-30 to 10^30
 MAX_DECIMAL_CHARS = 64  # a decimal written as text
 MAX_PROBLEMS = 10  # problems named in one error message
 _DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class ConfigError(ValueError):
@@ -100,7 +99,7 @@ def _to_date(value: object) -> object:
     if isinstance(value, datetime):
         raise ValueError("expected a date (YYYY-MM-DD), not a date-time")
     if isinstance(value, str):
-        if not _DATE_TEXT.fullmatch(value):
+        if not DAY_PATTERN.fullmatch(value):
             raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)")
         return date.fromisoformat(value)
     return value
@@ -132,8 +131,27 @@ def _to_network(value: object) -> IPv4Network | IPv6Network:
 
 def _known_product(code: str) -> str:
     if code not in PRODUCT_CODES:
-        raise ValueError(f"unknown product code {code!r}")
+        raise ValueError(unknown_product(code))
     return code
+
+
+def unknown_product(code: str) -> str:
+    """The message about a product code that is not in the catalog."""
+    return f"unknown product code {code!r}; the codes are: {', '.join(PRODUCT_CODES)}"
+
+
+def _product_codes(value: object) -> object:
+    """Product codes written in any case, as the catalog writes them (``vmdr``: ``VMDR``);
+    a code listed twice is an error."""
+    if not isinstance(value, Mapping):
+        return value
+    codes: dict[object, object] = {}
+    for key, terms in value.items():
+        code = key.upper() if isinstance(key, str) and key.upper() in PRODUCT_CODES else key
+        if code in codes:
+            raise ValueError(f"product {code} listed twice")
+        codes[code] = terms
+    return codes
 
 
 def _known_source(source: str) -> str:
@@ -212,7 +230,9 @@ class Subscription(_Model):
     start_date: IsoDate
     end_date: IsoDate | None = None
     fed_high: bool = False
-    products: dict[ProductCode, ProductTerms] = Field(min_length=1)
+    products: Annotated[
+        dict[ProductCode, ProductTerms], BeforeValidator(_product_codes), Field(min_length=1)
+    ]
     sources: dict[SourceName, SourceTerms] = Field(default_factory=dict)
     snapshot_carry_days: int = Field(default=3, ge=0, le=MAX_DAYS)
     entitlement_qlus: Annotated[ExactDecimal, Field(ge=0)] | None = None
@@ -231,6 +251,9 @@ class Subscription(_Model):
     caps: Caps | None = None
     subscription_type: SubscriptionType = "standard"
     own_networks: Annotated[tuple[Network, ...], _sequence(MAX_OWN_NETWORKS)] = ()
+    #: Refuse (quarantine) an inventory file whose reading gave a warning, rather than
+    #: count its rows without the columns, keys or modules it names that are not known.
+    strict: bool = False
 
     @model_validator(mode="after")
     def _check_cross_field_rules(self) -> Subscription:

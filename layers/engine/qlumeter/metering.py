@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ class Metering:
     as_of: date
     products: list[ProductUsage]
     plan: PlanDay | None = None  # the plan's measures on the as-of day (plans, consultants)
+    #: each source's newest day with a readable file, up to the as-of day
+    last_files: dict[str, date] = field(default_factory=dict)
 
 
 def effective_as_of(sub: Subscription, as_of: date) -> date:
@@ -139,6 +142,16 @@ class Meter:
         """Days with a readable file of ``source`` (avg90 coverage)."""
         return {d for t in self.timelines.values() for d in t.covered_days(source)}
 
+    def last_file_days(self, day: date) -> dict[str, date]:
+        """Each source's newest day up to ``day`` with a readable file."""
+        last: dict[str, date] = {}
+        for timeline in self.timelines.values():
+            for source, days in timeline.file_days.items():
+                i = bisect.bisect_right(days, day)
+                if i and days[i - 1] > last.get(source, date.min):
+                    last[source] = days[i - 1]
+        return last
+
     def compact(self) -> None:
         for timeline in self.timelines.values():
             if timeline.day is not None:
@@ -160,9 +173,17 @@ class Meter:
 
 
 def counting_terms(sub: Subscription) -> dict[str, object]:
-    """What decides daily values (not ratios, rounding, entitlement or alerts)."""
-    money = {"products", "entitlement_qlus", "alert_thresholds", "rounding", "late_data_days"}
-    terms = sub.model_dump(exclude=money)
+    """What decides daily values (not ratios, rounding, entitlement or alerts, nor the
+    ``strict`` reading of files, which decides at ingest which files are readable)."""
+    other = {
+        "products",
+        "entitlement_qlus",
+        "alert_thresholds",
+        "rounding",
+        "late_data_days",
+        "strict",
+    }
+    terms = sub.model_dump(exclude=other)
     terms["products"] = {code: sub.product_start(code) for code in sub.products}
     return terms
 
@@ -204,7 +225,7 @@ def metering_as_of(sub: Subscription, as_of: date, daily: Daily, meter: Meter) -
             coverage = PRODUCTS[code].coverage
             covered = meter.covered_days(coverage) if coverage else set()
             usages.append(usage_as_of(sub, code, as_of, daily[code], covered))
-    return Metering(as_of, usages, meter.plan_days.get(as_of))
+    return Metering(as_of, usages, meter.plan_days.get(as_of), meter.last_file_days(as_of))
 
 
 #: One day's readable files and their rows.

@@ -25,7 +25,8 @@ MAX_PATH_CHARS = 1024
 MAX_KEY_BYTES = 900
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "json")
 
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+#: A day as every input writes it (paths, subscriptions, the command line): YYYY-MM-DD.
+DAY_PATTERN: re.Pattern[str] = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _ENCODED_SLASH = re.compile(r"%(?:2f|5c)", re.IGNORECASE)
 
@@ -128,7 +129,7 @@ def parse_key(path: str) -> FileRef:
         raise PathError(f"invalid tenant id '{tenant}' ({problem})")
     if source not in SOURCES:
         raise PathError(f"unknown source '{source}'")
-    if not _DATE.fullmatch(day_text):
+    if not DAY_PATTERN.fullmatch(day_text):
         raise PathError(f"invalid date '{day_text}' (expected YYYY-MM-DD)")
     try:
         day = date.fromisoformat(day_text)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, Literal, Protocol, get_args
 
+from .quality import SOURCE_MISSING
 from .windows import day_range, interval_of, rolling_start
 
 UsageEvent = Literal["usage_summary", "interval_closed", "threshold_alert", "correction"]
@@ -86,16 +87,31 @@ def levels(alerts: Sequence[Mapping[str, Any]]) -> tuple[list[str], dict[str, st
     return thresholds, plan
 
 
+def missing_sources(alerts: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The sources an alert list says are missing (a bounded entry: those of its sample)."""
+    named: set[str] = set()
+    for alert in alerts:
+        if alert["type"] == SOURCE_MISSING:
+            named.update(entry["source"] for entry in alert.get("sample", [alert]))
+    return sorted(named)
+
+
 def level_crossed(
-    alerts: Sequence[Mapping[str, Any]], thresholds: Sequence[str], plan_levels: Mapping[str, str]
+    alerts: Sequence[Mapping[str, Any]],
+    thresholds: Sequence[str],
+    plan_levels: Mapping[str, str],
+    missing: Sequence[str] = (),
 ) -> bool:
     """A threshold or a plan cap level not in force before (``thresholds``,
-    ``plan_levels``: reached again after falling below), or an own network scanned."""
+    ``plan_levels``: reached again after falling below), an own network scanned, or a
+    source missing that was not before (``missing``): a missing source is told once per
+    episode, and again when it stops delivering after it came back."""
     now, plan = levels(alerts)
     return (
         bool(set(now) - set(thresholds))
         or any(level > plan_levels.get(name, "") for name, level in plan.items())
         or any(a["type"] == "own_network_scanned" for a in alerts)
+        or bool(set(missing_sources(alerts)) - set(missing))
     )
 
 

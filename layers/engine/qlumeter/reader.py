@@ -33,13 +33,17 @@ from .rows import (
     csv_columns,
     json_number,
     json_object,
+    keyless_types,
     name_list,
     normalize,
     normalize_cells,
     normalize_rows,
+    unknown_names,
 )
 
 ROW = "_row"  # the field of a reject that concerns the whole row
+#: How the warning about unknown columns (CSV) or keys (JSON) begins.
+UNKNOWN_FIELDS = ("unknown columns ignored: ", "unknown keys ignored: ")
 _READ_SIZE = 1 << 16
 
 
@@ -79,6 +83,14 @@ class FileReport:
     reason: str | None = None
     warnings: list[str] = field(default_factory=list)
     checksum: str = ""
+    #: rejected rows not given one by one: those of a type whose key no column gives, told
+    #: by one warning per type
+    unlisted: int = 0
+
+
+def field_warnings(warnings: Sequence[str]) -> list[str]:
+    """The warnings about unknown columns or keys (the ``data_warning`` alert's)."""
+    return [w for w in warnings if w.startswith(UNKNOWN_FIELDS)]
 
 
 class UnreadableFile(Exception):
@@ -156,12 +168,20 @@ class _Inflated(io.RawIOBase):
 class _File:
     """One file being read: its rows to observations or rejects, counted in the report."""
 
-    def __init__(self, ref: FileRef, report: FileReport, limits: Limits) -> None:
+    def __init__(self, ref: FileRef, report: FileReport, limits: Limits, strict: bool) -> None:
         self.ref = ref
         self.report = report
         self.limits = limits
+        self.strict = strict
         self.warnings = RowWarnings()
         self.unknown: set[str] = set()  # unknown columns or keys
+        self.notes: list[str] = []  # file-level findings about its rows
+
+    def unknown_warning(self) -> str | None:
+        """The warning naming the unknown columns or keys, each with a likely meaning."""
+        if not self.unknown:
+            return None
+        return UNKNOWN_FIELDS[self.ref.fmt != "csv"] + unknown_names(self.unknown)
 
     def reject(self, line: int, field_name: str, reason: str) -> Reject:
         self.report.rows += 1
@@ -312,6 +332,18 @@ def _csv_header(reader: Any, text: _CsvText, limits: Limits) -> list[str]:
     return names
 
 
+def _check_header(names: list[str], file: _File) -> None:
+    """A header without ``asset_type`` (every row needs it) makes the file unreadable; so
+    do unknown columns when the file is read strictly."""
+    file.unknown.update(name for name in names if name not in FIELD_NAMES)
+    unknown = file.unknown_warning()
+    if "asset_type" not in names:
+        also = f"; {unknown}" if unknown else ""
+        raise UnreadableFile(f"no asset_type column: every row needs one{also}")
+    if file.strict and unknown:
+        raise UnreadableFile(f"refused (strict): {unknown}")
+
+
 _BATCH_LINES = 512  # lines read, parsed and normalized together
 
 
@@ -325,7 +357,7 @@ def _csv_rows(stream: io.BufferedReader[Any], file: _File) -> Iterator[Observati
     lines = iter(text)
     reader = csv.reader(lines)
     names = _csv_header(reader, text, file.limits)
-    file.unknown.update(name for name in names if name not in FIELD_NAMES)
+    _check_header(names, file)
     table = _CsvTable(file, names, text)
     start = reader.line_num + 1  # the number of the next line
     while True:
@@ -338,6 +370,7 @@ def _csv_rows(stream: io.BufferedReader[Any], file: _File) -> Iterator[Observati
         else:
             failure, rest = None, lines
         if not batch and failure is None:
+            table.close()
             return
         rows = None if text.flagged(start, start + len(batch)) else _whole_rows(batch)
         if rows is None:
@@ -376,6 +409,32 @@ class _CsvTable:
         self.columns = csv_columns(names)
         self.width = len(names)
         self.text = text
+        # The asset types whose key no column gives: their rows are rejected as one finding.
+        self.keyless = keyless_types(names, file.ref.source)
+        self.type_cell = names.index("asset_type")
+        self.keyless_rows: dict[str, int] = {}
+
+    def reject(self, line: int, row: list[str], error: RowError) -> Reject | None:
+        """A row's reject; None for a row of a keyless type, counted under its type."""
+        if self.keyless:
+            asset_type = row[self.type_cell].strip().lower()
+            if asset_type in self.keyless:
+                self.file.report.rows += 1
+                self.file.report.rejected += 1
+                self.file.report.unlisted += 1
+                self.keyless_rows[asset_type] = self.keyless_rows.get(asset_type, 0) + 1
+                return None
+        return self.file.reject(line, error.field, error.reason)
+
+    def close(self) -> None:
+        """One note per keyless type that had rows."""
+        for asset_type, count in sorted(self.keyless_rows.items()):
+            error = self.keyless[asset_type]
+            rows = "row" if count == 1 else "rows"
+            self.file.notes.append(
+                f"{count} {asset_type} {rows} rejected: no column gives their key"
+                f" ({error.field}: {error.reason})"
+            )
 
     def rows(self, rows: list[list[str]], first: int) -> list[Observation | Reject]:
         """The rows of lines ``first`` on, one row a line, normalized together and counted."""
@@ -400,7 +459,9 @@ class _CsvTable:
                 continue
             outcome = next(normalized)
             if isinstance(outcome, RowError):
-                items.append(file.reject(line, outcome.field, outcome.reason))
+                reject = self.reject(line, row, outcome)
+                if reject is not None:
+                    items.append(reject)
             else:
                 file.accept()
                 items.append(outcome)
@@ -455,7 +516,9 @@ class _CsvTable:
                         checked=checked,
                     )
                 except RowError as exc:
-                    yield file.reject(line, exc.field, exc.reason)
+                    reject = self.reject(line, row, exc)
+                    if reject is not None:
+                        yield reject
                 else:
                     file.accept()
                     yield obs
@@ -634,26 +697,34 @@ _FORMATS = {"csv": _csv_rows, "jsonl": _jsonl_rows, "json": _array_rows}
 
 
 def iter_file(
-    ref: FileRef, stream: BinaryIO, report: FileReport, limits: Limits = DEFAULT_LIMITS
+    ref: FileRef,
+    stream: BinaryIO,
+    report: FileReport,
+    limits: Limits = DEFAULT_LIMITS,
+    strict: bool = False,
 ) -> Iterator[Observation | Reject]:
     """Yield the observations and rejects of one file in file order, counting them in
     ``report``; at the end set its checksum and warnings.
 
-    Raises UnreadableFile when the file cannot be read as a whole.
+    Raises UnreadableFile when the file cannot be read as a whole, and with ``strict``
+    when reading it gave a warning (unknown columns or keys, unknown modules, the rows of
+    a type whose key has no column).
     """
     stored = _Stored(stream)
     data = io.BufferedReader(_Inflated(stored, limits) if ref.gzip else stored, _READ_SIZE)
-    file = _File(ref, report, limits)
+    file = _File(ref, report, limits, strict)
     try:
         yield from _FORMATS[ref.fmt](data, file)
     except UnreadableFile:
         report.checksum = stored.checksum()
         raise
     report.checksum = stored.checksum()
-    if file.unknown:
-        what = "columns" if ref.fmt == "csv" else "keys"
-        report.warnings.append(f"unknown {what} ignored: {name_list(file.unknown)}")
-    report.warnings.extend(file.warnings.messages())
+    unknown = file.unknown_warning()
+    found = [unknown] if unknown else []
+    found += file.notes + file.warnings.messages()
+    if strict and found:
+        raise UnreadableFile(f"refused (strict): {'; '.join(found)}")
+    report.warnings.extend(found)
 
 
 @contextmanager
@@ -670,7 +741,7 @@ def collector_paused() -> Iterator[None]:
 
 
 def read_file(
-    ref: FileRef, stream: BinaryIO, limits: Limits = DEFAULT_LIMITS
+    ref: FileRef, stream: BinaryIO, limits: Limits = DEFAULT_LIMITS, strict: bool = False
 ) -> tuple[list[Observation], list[Reject], FileReport]:
     """Read a whole file; an unreadable one gives no rows and ``status="unreadable"``.
 
@@ -682,7 +753,7 @@ def read_file(
     rejects: list[Reject] = []
     try:
         with collector_paused():
-            for item in iter_file(ref, stream, report, limits):
+            for item in iter_file(ref, stream, report, limits, strict):
                 if isinstance(item, Observation):
                     observations.append(item)
                 else:
@@ -694,7 +765,11 @@ def read_file(
 
 
 def iter_rejects(
-    ref: FileRef, stream: BinaryIO, report: FileReport, limits: Limits = DEFAULT_LIMITS
+    ref: FileRef,
+    stream: BinaryIO,
+    report: FileReport,
+    limits: Limits = DEFAULT_LIMITS,
+    strict: bool = False,
 ) -> Iterator[Reject]:
     """The rejects of a file as they are read, its observations counted in ``report`` and
     dropped: memory stays flat in the file's size.
@@ -703,7 +778,7 @@ def iter_rejects(
     (``status="unreadable"``, no rows): the rejects yielded before it failed do not count.
     """
     try:
-        for item in iter_file(ref, stream, report, limits):
+        for item in iter_file(ref, stream, report, limits, strict):
             if type(item) is Reject:
                 yield item
     except UnreadableFile as exc:
@@ -713,5 +788,5 @@ def iter_rejects(
 def _void(report: FileReport, exc: UnreadableFile) -> None:
     """Make ``report`` that of an unreadable file: none of its rows count."""
     report.status, report.reason = "unreadable", exc.reason
-    report.rows = report.accepted = report.rejected = 0
+    report.rows = report.accepted = report.rejected = report.unlisted = 0
     report.warnings.clear()

@@ -9,6 +9,7 @@ are what a reader produces: CSV cells (``str``) or JSON values parsed with
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 import sys
@@ -160,6 +161,73 @@ FIELDS: tuple[FieldSpec, ...] = (
 )
 
 FIELD_NAMES: frozenset[str] = frozenset(spec.name for spec in FIELDS)
+
+_SEPARATORS = str.maketrans("", "", "_- .")
+
+
+def _folded(name: str) -> str:
+    """A name without case and separators: ``Asset-Type`` and ``asset_type`` agree."""
+    return name.lower().translate(_SEPARATORS)
+
+
+_FOLDED_FIELDS = {_folded(name): name for name in sorted(FIELD_NAMES)}
+
+
+def closest_field(name: str) -> str | None:
+    """The row field an unknown column or key most likely means: the same name but for
+    case and ``_``, ``-``, ``.`` or blanks; else one a small edit away (``staus``,
+    ``module``) or the only field its stem begins (``vulns``: ``vuln_count``), for names
+    of four characters or more."""
+    folded = _folded(name)
+    if folded in _FOLDED_FIELDS:
+        return _FOLDED_FIELDS[folded]
+    if len(folded) < 4:  # too short to guess from
+        return None
+    close = difflib.get_close_matches(folded, _FOLDED_FIELDS, n=1, cutoff=0.8)
+    if close:
+        return _FOLDED_FIELDS[close[0]]
+    stem = folded.removesuffix("s")
+    begun = [field for key, field in _FOLDED_FIELDS.items() if key.startswith(stem)]
+    return begun[0] if len(stem) >= 4 and len(begun) == 1 else None
+
+
+def unknown_names(names: set[str], limit: int = 20) -> str:
+    """Unknown columns or keys for a warning, each with the field it may mean."""
+    shown = []
+    for name in sorted(names)[:limit]:
+        near = closest_field(name)
+        text = printable(name)
+        if not text.isprintable():  # control characters (a file in another encoding)
+            text = name[:64].encode("unicode_escape").decode("ascii")
+        shown.append(text + (f" (did you mean `{near}`?)" if near else ""))
+    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(shown) + more
+
+
+_PROBES: dict[FieldType, object] = {
+    FieldType.STRING: "x.example",
+    FieldType.IP_LIST: ("192.0.2.1",),
+}
+
+
+def keyless_types(header: Iterable[str], source: str) -> dict[str, RowError]:
+    """The asset types no row of which can be kept under a CSV header of ``source``: the
+    columns their key needs are missing (section 4). Found by classifying a row of each
+    type with every string column of the header filled."""
+    present = set(header)
+    values: dict[str, object] = {"cloud_provider": "aws"} if "cloud_provider" in present else {}
+    for spec in FIELDS:
+        if spec.name in present and spec.type in _PROBES and not spec.path_check:
+            values[spec.attr or spec.name] = _PROBES[spec.type]
+    keyless: dict[str, RowError] = {}
+    for asset_type in sorted(ASSET_TYPES):
+        probe = Observation(source, date.min, "", 0, datetime.min, asset_type, **values)  # type: ignore[arg-type]
+        try:
+            classify(probe)
+        except RowError as exc:
+            if exc.field != "asset_type":  # not a type of the source: told row by row
+                keyless[asset_type] = exc
+    return keyless
 
 
 @dataclass(slots=True)

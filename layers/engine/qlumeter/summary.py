@@ -17,6 +17,7 @@ from .metering import Metering, ProductUsage
 from .numbers import fmt, fmt4, round_half_up
 from .plans import plan_alerts, plan_entry
 from .publishing import INGEST_FAILED, USAGE_SUMMARY, EventType
+from .quality import source_missing
 
 SCHEMA_VERSION = "1"
 
@@ -114,6 +115,7 @@ def build_summary(
         "entitlement_qlus": fmt(sub.entitlement_qlus) if sub.entitlement_qlus is not None else None,
         "alerts": threshold_alerts(sub, total)
         + plan_alerts(sub, metering.plan)
+        + source_missing(sub, metering.as_of, metering.last_files)
         + list(extra_alerts),
         **plan_entry(sub, metering.plan),
     }

@@ -408,12 +408,14 @@ class Ingest:
         (distinct keys before correlation)."""
         report = FileReport(path=ref.key)
         entities: set[int] = set()
-        if self.store.get_subscription(ref.tenant) is None:
+        sub = self.store.get_subscription(ref.tenant)
+        if sub is None:
             report.warnings.append(f"no subscription for tenant {ref.tenant}: kept, not metered")
+        strict = sub is not None and sub.strict  # a file with a warning is refused
         with SpooledTemporaryFile(max_size=REJECTS_IN_MEMORY) as spool:
             rejects = Rejects(spool, self.limits.rejects_kept_bytes)
             try:
-                rows = self._rows(ref, body, report, rejects, offset, entities)
+                rows = self._rows(ref, body, report, rejects, offset, entities, strict)
                 self.store.write_rows(ref, obj.version_tag, rows)
             except UnreadableFile as exc:
                 report.status, report.reason = "unreadable", exc.reason
@@ -432,12 +434,15 @@ class Ingest:
         rejects: Rejects,
         offset: int,
         entities: set[int],
+        strict: bool,
     ) -> Iterator[Observation]:
         """The accepted rows; each rejected row goes to ``rejects``. Entities are counted by
         their keys' hashes (a few bytes each, whatever a key's length). Past
-        ``max_rows``, or the deadline, the file is unreadable."""
+        ``max_rows``, or the deadline, the file is unreadable; ``strict``: a file with a
+        warning is unreadable."""
         limit, deadline = self.limits.max_rows, self.deadline
-        for read, item in enumerate(iter_file(ref, body, report), 1):  # type: ignore[arg-type]
+        items = iter_file(ref, body, report, strict=strict)  # type: ignore[arg-type]
+        for read, item in enumerate(items, 1):
             item.line += offset
             if isinstance(item, Observation):
                 entities.add(hash(item.key or ip_key(item.network_id, min(item.ips))))

@@ -90,6 +90,7 @@ class TenantState:
     # the heads of the recent days run; the newest is the head to start from
     heads: dict[date, Head] = field(default_factory=dict)
     plan_levels: dict[str, str] = field(default_factory=dict)  # plan_cap levels in force
+    missing_sources: list[str] = field(default_factory=list)  # source_missing in force
     run: RunProgress | None = None  # a run to go on with
     last_run_at: datetime | None = None  # when the newest finished run started
 

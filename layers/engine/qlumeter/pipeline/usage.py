@@ -391,7 +391,8 @@ class MeterService:
         result: RunResult,
     ) -> None:
         """Summarize the days ``publishing`` names and send what it decides for each; the
-        levels in force (thresholds, plan caps) move with the newest day metered."""
+        levels in force (thresholds, plan caps, missing sources) move with the newest day
+        metered."""
         tenant = sub.subscription_id
         published = self.store.published(tenant, rolling_start(sub.start_date, as_of), as_of)
         for day, record in sorted(published.items()):
@@ -411,10 +412,11 @@ class MeterService:
             crossed = False
             if day == as_of:
                 crossed = publishing.level_crossed(
-                    summary["alerts"], state.thresholds, state.plan_levels
+                    summary["alerts"], state.thresholds, state.plan_levels, state.missing_sources
                 )
                 if as_of >= (state.newest_metered or as_of):
                     state.thresholds, state.plan_levels = publishing.levels(summary["alerts"])
+                    state.missing_sources = publishing.missing_sources(summary["alerts"])
                 result.total_qlus = summary["total_qlus"]
                 result.qlus = {p["product"]: p["qlus"] for p in summary["products"]}
             last = published.get(day)

@@ -1,0 +1,75 @@
+"""Data-quality alerts (spec section 12): a source that stopped delivering
+(``source_missing``), the files of the day with unknown columns or keys
+(``data_warning``); alerts of one kind are bounded in one message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from .config import Subscription
+from .reader import field_warnings
+
+SOURCE_MISSING = "source_missing"
+DATA_WARNING = "data_warning"
+#: Entries of one kind a message lists; beyond, one entry summarizes them.
+MAX_ENTRIES = 20
+#: Entries, or files, given as a sample.
+SAMPLE = 10
+
+
+def source_missing(
+    sub: Subscription, as_of: date, last_days: Mapping[str, date]
+) -> list[dict[str, Any]]:
+    """The sources missing as of ``as_of``, by name: one whose newest readable file up to
+    that day (``last_days``) is more than ``snapshot_carry_days`` old, and one named in
+    the subscription's ``sources`` that never delivered (no last day; every day from
+    ``start_date`` missing)."""
+    alerts = []
+    for source in sorted(set(last_days) | set(sub.sources)):
+        last = last_days.get(source)
+        missing = (as_of - sub.start_date).days + 1 if last is None else (as_of - last).days
+        if last is None or missing > sub.snapshot_carry_days:
+            alerts.append(
+                {
+                    "type": SOURCE_MISSING,
+                    "source": source,
+                    "last_day": last.isoformat() if last else None,
+                    "days_missing": missing,
+                }
+            )
+    return bounded(alerts, "last_day")
+
+
+def data_warning(as_of: date, files: Iterable[tuple[str, Sequence[str]]]) -> list[dict[str, Any]]:
+    """One alert when files (``(path, warnings)``) of ``as_of`` named unknown columns or
+    keys: how many, and a sample of them with their warning."""
+    flagged = [(path, found) for path, warnings in files if (found := field_warnings(warnings))]
+    if not flagged:
+        return []
+    return [
+        {
+            "type": DATA_WARNING,
+            "day": as_of.isoformat(),
+            "count": len(flagged),
+            "sample": [{"path": path, "warning": found[0]} for path, found in flagged[:SAMPLE]],
+        }
+    ]
+
+
+def bounded(entries: list[dict[str, Any]], day: str) -> list[dict[str, Any]]:
+    """``entries`` (of one kind) when there are at most ``MAX_ENTRIES``; otherwise one entry
+    with their count, the first and last of their ``day`` field and a sample."""
+    if len(entries) <= MAX_ENTRIES:
+        return entries
+    days = sorted(d for entry in entries if (d := entry.get(day)) is not None)
+    return [
+        {
+            "type": entries[0]["type"],
+            "count": len(entries),
+            "first_day": days[0] if days else None,
+            "last_day": days[-1] if days else None,
+            "sample": entries[:SAMPLE],
+        }
+    ]
