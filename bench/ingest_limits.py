@@ -25,13 +25,14 @@ from generate import AGENT_COLUMNS, agent_row, write
 
 INGEST = """
 import sys, time, resource
+from types import SimpleNamespace
 from qlumeter.pipeline.dynamo import BATCH, pack_rows
 from qlumeter.pipeline.ingest import Ingest, ObjectVersion
 from qlumeter.pipeline.ports import TenantState
 
 class Store:
     calls = 0
-    def get_subscription(self, tenant): return object()
+    def get_subscription(self, tenant): return SimpleNamespace(strict=False)
     def write_rows(self, ref, version, rows):
         items = sum(1 for _ in pack_rows(rows))
         Store.calls += -(-items // BATCH)

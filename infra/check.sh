@@ -3,7 +3,8 @@
 #   1. sam validate --lint                       (SAM CLI + cfn-lint on template.yaml)
 #   2. aws-sam-translator -> plain CloudFormation, linted by cfn-lint
 #   3. checkov on both templates: zero failed checks; skips only from infra/checkov-skips.yaml
-#   4. sam build without a container (python3.11 on PATH; arm64 wheels fetched from PyPI)
+#   4. sam build without a container (the functions' runtime, python3.13, on PATH or under
+#      pyenv; arm64 wheels fetched from PyPI)
 #   5. each function + the layers unzipped under Lambda's 250 MB limit
 #   6. tests/template (pytest), when the app's .venv exists
 # The SAM CLI (with cfn-lint and the translator) and checkov each get their own virtualenv,
@@ -31,7 +32,13 @@ start=$SECONDS
 step() { printf '\n== %s (%ss)\n' "$1" "$((SECONDS - start))"; }
 
 command -v "$PYTHON" >/dev/null || { echo "$PYTHON is required (sam build needs it on PATH)" >&2; exit 1; }
-command -v python3.11 >/dev/null || { echo "python3.11 must be on PATH for sam build" >&2; exit 1; }
+# sam build runs the functions' runtime interpreter: python3.13 on PATH, else pyenv's.
+BUILD_PATH=$PATH
+if ! python3.13 -c '' 2>/dev/null; then
+    found=$(ls -d "$(pyenv root 2>/dev/null)"/versions/3.13.*/bin 2>/dev/null | tail -1)
+    [[ -n $found ]] || { echo "python3.13 is required for sam build (PATH or pyenv)" >&2; exit 1; }
+    BUILD_PATH="$found:$PATH"
+fi
 mkdir -p "$OUT"
 
 # venv DIR STAMP PACKAGES...: (re)create DIR unless it was built from the same pins.
@@ -86,7 +93,7 @@ step "checkov (skips: infra/checkov-skips.yaml)"
 
 step "sam build (no container)"
 rm -rf "$OUT/sam-build"
-"$SAM" build --template template.yaml --build-dir "$OUT/sam-build" --parallel
+PATH="$BUILD_PATH" "$SAM" build --template template.yaml --build-dir "$OUT/sam-build" --parallel
 
 step "function + layer size (unzipped limit $((LAMBDA_UNZIPPED_LIMIT / 1024 / 1024)) MB)"
 "$SAM_VENV/bin/python" - "$OUT/sam-build" "$LAMBDA_UNZIPPED_LIMIT" <<'EOF'

@@ -59,6 +59,9 @@ def meter_request(record: SQSRecord, lambda_context: LambdaContext) -> None:
     for note in result.notes:
         logger.warning(note)
         metrics.add_metric(name="StatesRecomputed", unit=MetricUnit.Count, value=1)
+    for refused in result.refused:
+        logger.error(f"message refused by the topic: {refused}")
+        metrics.add_metric(name="MessagesRefused", unit=MetricUnit.Count, value=1)
     if result.status == "continued":
         assert result.as_of is not None
         queue.send(

@@ -21,11 +21,13 @@ from tempfile import SpooledTemporaryFile
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 import qlumeter.pipeline.ingest as ingest_module
 from qlumeter.config import parse_subscription
 from qlumeter.pipeline.dynamo import FileItem, ObservationItem, pack_rows
 from qlumeter.pipeline.ingest import MARKER_SUFFIX, IngestLimits
+from qlumeter.publishing import SNS_MESSAGE_BYTES, MessageTooLarge, fit, message_bytes
 from qlumeter_cli.local import meter_folder
 from qlumeter_cli.stack import Context
 from tests.reliability.harness import (
@@ -75,6 +77,128 @@ def csv_body(header: list[str], lines: Iterator[str]) -> bytes:
 
 def agent_lines(count: int, first: int = 0) -> Iterator[str]:
     return (f"host,a{i},h{i}.corp.example" for i in range(first, first + count))
+
+
+# --- SNS's 256 KiB and DynamoDB's 400 KB ---------------------------------------------------
+
+
+def test_sns_message_size_hundreds_of_late_files_are_summarised(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """300 files with long names land for a day older than the late window: each is a
+    late_file_ignored alert. The summary carries them as one entry (count, first and last
+    day, a sample, the full list stored beside the messages), well within SNS's limit and
+    a pending record's 400 KB; the next runs go on."""
+    p = pipeline
+    p.put_subscription(subscription("acme"))  # late_data_days 3
+    for n in range(6):
+        write_file(tmp_path, "cloud_agent", day(n), agents(5), name="agents")
+    p.upload(tmp_path)
+    driver = Driver(p)
+    driver.drain()
+    for n in range(6):
+        driver.meter("acme", day(n).isoformat())
+    names = [f"{n:03d}-{'x' * 800}.csv" for n in range(300)]
+    for name in names:
+        p.upload_file(KEY + name, csv_body(["asset_type", "agent_id"], iter(["host,late"])))
+    driver.drain()
+    driver.honour_late()
+    driver.meter("acme", day(6).isoformat())
+    (summary,) = [m for m in p.published() if m["as_of"] == day(6).isoformat()]
+    (late,) = [a for a in summary["alerts"] if a["type"] == "late_file_ignored"]
+    assert (late["count"], late["first_day"], late["last_day"]) == (300, "2026-01-01", "2026-01-01")
+    assert [a["path"] for a in late["sample"]] == [KEY[10:] + name for name in names[:10]]
+    bucket, key = late["full_list"].removeprefix("s3://").split("/", 1)
+    listed = json.loads(p.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert sorted(a["path"] for a in listed if a["type"] == "late_file_ignored") == [
+        KEY[10:] + name for name in names
+    ]
+    size = message_bytes(summary, "usage_summary", "acme")
+    FIGURES["limits: SNS, summary with 300 late files of 800-character names (bytes)"] = size
+    assert size < 20_000 < 300 * 800  # unbounded, the list alone is over 240,000 bytes
+    driver.meter("acme", day(7).isoformat())
+    assert [m["event_type"] for m in p.published() if m["as_of"] == day(7).isoformat()] == [
+        "usage_summary"
+    ]
+
+
+def test_sns_message_size_a_message_over_the_limit_is_cut_to_fit() -> None:
+    """A message over SNS's limit has its alerts' samples cut (3, then none) until it fits;
+    one no cut can bring within the limit is refused before it is recorded."""
+    sample = [{"path": "p" * 1000, "warning": "w"} for _ in range(10)]
+    alerts = [{"type": "data_warning", "day": "2026-01-01", "count": 10, "sample": sample}]
+    message = {"event_type": "usage_summary", "products": [], "alerts": alerts * 30}
+    assert message_bytes(message, "usage_summary", "acme") > 300_000
+    cut = fit(message, "usage_summary", "acme", limit=SNS_MESSAGE_BYTES)
+    assert message_bytes(cut, "usage_summary", "acme") <= SNS_MESSAGE_BYTES
+    assert [(len(a["sample"]), a["sample_size"]) for a in cut["alerts"]] == [(3, 10)] * 30
+    assert fit(cut, "usage_summary", "acme") is cut  # within the limit: as it is
+    with pytest.raises(MessageTooLarge, match="over SNS's 1,000 bytes"):
+        fit(message, "usage_summary", "acme", limit=1_000)
+
+
+def test_sns_message_size_a_message_refused_for_good_blocks_no_later_run(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """The topic refuses a day's summary for good (InvalidParameter): the message is kept
+    beside the messages with the reason, the run says so, and the next day's run publishes
+    as usual instead of sending the refused message again."""
+    p = pipeline
+    p.put_subscription(subscription("acme"))
+    for n in range(2):
+        write_file(tmp_path, "cloud_agent", day(n), agents(5), name="agents")
+    p.upload(tmp_path)
+    driver = Driver(p)
+    driver.drain()
+    client = p.meter_app.service.publisher.client
+    publish = client.publish
+
+    def refusing(**call: Any) -> Any:  # SNS's answer to a message it will never take
+        if json.loads(call["Message"])["as_of"] == day(0).isoformat():
+            answer = {"Error": {"Code": "InvalidParameter", "Message": "Message too long"}}
+            raise ClientError(answer | {"ResponseMetadata": {"HTTPStatusCode": 400}}, "Publish")
+        return publish(**call)
+
+    client.publish = refusing
+    driver.meter("acme", day(0).isoformat())
+    (run,) = [r for r in p.runs if r.as_of == day(0)]
+    (refused,) = run.refused
+    assert refused.startswith("usage_summary of 2026-01-01: An error occurred (InvalidParameter)")
+    key = refused.rsplit("kept as ", 1)[1]
+    assert key == "messages/acme/2026-01-01/refused-usage_summary-r1.json"
+    body = p.s3.get_object(Bucket=p.meter_app.service.state_bucket, Key=key)["Body"].read()
+    kept = json.loads(body)
+    assert "Message too long" in kept["reason"] and kept["message"]["as_of"] == "2026-01-01"
+    driver.meter("acme", day(1).isoformat())
+    assert [(m["event_type"], m["as_of"]) for m in p.published()] == [
+        ("usage_summary", "2026-01-02")
+    ]
+
+
+def test_dynamodb_item_size_a_row_that_encodes_past_400_kb_is_rejected_alone(
+    pipeline: Pipeline,
+) -> None:
+    """A valid row whose fields fit the 16,384-character limit but encode past what an item
+    holds (characters outside the BMP, 12 bytes each in JSON) is rejected with the reason;
+    the file's other rows count and nothing is dead-lettered."""
+    p = pipeline
+    p.put_subscription(subscription("acme"))
+    wide = "\U0001f600" * 16_000
+    lines = ["host,a1,,,", f"host,a2,{wide},{wide},{wide}", "host,a3,,,"]
+    body = csv_body(["asset_type", "agent_id", "asset_id", "hostname", "netbios"], iter(lines))
+    p.upload_file(KEY + "wide-row.csv", body)
+    driver = Driver(p)
+    driver.drain()
+    assert driver.dead == [] and failures(p) == []
+    item = manifest("acme", "wide-row.csv")
+    assert (item.status, int(item.accepted), int(item.rejected)) == ("ok", 2, 1)
+    listed = p.s3.get_object(Bucket=bucket_of(p), Key=item.rejects_key)["Body"].read()
+    (reject,) = [json.loads(line) for line in listed.splitlines()]
+    assert (reject["line"], reject["field"]) == (3, "row")
+    assert reject["reason"].endswith("bytes stored: over the 350,000 a row may take")
+    stored = max(len(i.row.encode()) for i in ObservationItem.scan())
+    FIGURES["limits: DynamoDB, largest item of a file with a 576 KB row (bytes)"] = stored
+    assert stored < 1_000
 
 
 # --- SQS: SendMessageBatch's 1 MiB ------------------------------------------------------

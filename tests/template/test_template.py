@@ -23,7 +23,7 @@ from qlumeter.pipeline import settings as settings_module
 from qlumeter.pipeline.dynamo import RECEIPTS, TABLES
 from qlumeter.pipeline.ingest import INVENTORY_PREFIX, QUARANTINE_PREFIX, REJECTS_PREFIX
 from qlumeter.pipeline.settings import TableSettings
-from qlumeter.pipeline.usage import CHECKPOINT_PREFIX
+from qlumeter.pipeline.usage import CHECKPOINT_PREFIX, MESSAGES_PREFIX
 from qlumeter.publishing import INGEST_FAILED, USAGE_EVENTS
 from qlumeter_cli.stack import load_template
 
@@ -256,7 +256,7 @@ def test_functions_are_explicitly_sized(template: dict[str, Any]) -> None:
     for name, function in functions(template).items():
         memory, timeout = function["Properties"]["MemorySize"], function["Properties"]["Timeout"]
         assert 128 <= memory <= 10240 and 1 <= timeout <= 900, name
-        assert prop(template, function, "Runtime") == "python3.11", name
+        assert prop(template, function, "Runtime") == "python3.13", name
         assert set(prop(template, function, "Architectures")) <= {"arm64", "x86_64"}, name
     ingest = functions(template)["IngestFunction"]["Properties"]
     assert ingest["MemorySize"] >= 1769  # a full vCPU for streaming ~1M rows
@@ -293,7 +293,7 @@ def test_functions_use_the_engine_layer(template: dict[str, Any]) -> None:
     assert list(layers) == ["EngineLayer"]
     layer = layers["EngineLayer"]
     assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/engine"
-    assert layer["Metadata"]["BuildMethod"] == "python3.11"
+    assert layer["Metadata"]["BuildMethod"] == "python3.13"
     assert (ROOT / "layers/engine/qlumeter/__init__.py").is_file()
     for name, function in functions(template).items():
         assert [ref_target(x) for x in prop(template, function, "Layers")] == ["EngineLayer"], name
@@ -510,7 +510,9 @@ def test_function_s3_access_is_scoped_to_the_code_prefixes(template: dict[str, A
         f"${{InventoryBucket.Arn}}/{prefix}*"
         for prefix in (INVENTORY_PREFIX, REJECTS_PREFIX, QUARANTINE_PREFIX)
     )
-    assert s3_resources("MeterFunction") == [f"${{StateBucket.Arn}}/{CHECKPOINT_PREFIX}*"]
+    assert s3_resources("MeterFunction") == [
+        f"${{StateBucket.Arn}}/{prefix}*" for prefix in (CHECKPOINT_PREFIX, MESSAGES_PREFIX)
+    ]
     assert s3_resources("AdminFunction") == []
     assert s3_resources("LedgerFunction") == []
 

@@ -7,7 +7,14 @@ from datetime import date, timedelta
 
 import jsonschema
 
-from qlumeter.quality import MAX_ENTRIES, bounded, data_warning, source_missing
+from qlumeter.quality import (
+    MAX_ENTRIES,
+    bound_alerts,
+    bounded,
+    data_warning,
+    overflowing,
+    source_missing,
+)
 from qlumeter.summary import build_summary, json_schema
 from qlumeter.vocabulary import SOURCES
 from tests.support import day, obs, run, series, subscription
@@ -79,8 +86,13 @@ def test_more_than_twenty_entries_of_a_kind_are_one_entry() -> None:
     sub = subscription(["VMDR"])
     first = date(2026, 1, 1)
     last = {s: first + timedelta(days=i) for i, s in enumerate(sorted(SOURCES))}
-    alerts = source_missing(sub, date(2026, 3, 1), last)
-    assert len(SOURCES) > MAX_ENTRIES and len(alerts) == 1
+    every = source_missing(sub, date(2026, 3, 1), last)
+    assert len(SOURCES) > MAX_ENTRIES and len(every) == len(SOURCES)
+    late = [{"type": "late_file_ignored", "path": f"f{i}", "day": "2026-01-02"} for i in range(3)]
+    alerts = bound_alerts([*every, *late])
+    assert alerts[1:] == late  # three of a kind stay as they are
+    alerts = alerts[:1]
+    assert overflowing(every) and not overflowing(late)
     (entry,) = alerts
     assert (entry["type"], entry["count"], entry["first_day"], entry["last_day"]) == (
         "source_missing",

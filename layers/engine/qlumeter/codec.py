@@ -17,6 +17,12 @@ _STORED = [
 ]
 _DEFAULTS = {f.name: f.default for f in fields(Observation) if f.name in _STORED}
 _TIMES = ("observed_at", "last_fim_event_at")
+_TEXT = [f.name for f in fields(Observation) if f.name in _STORED and str(f.type).startswith("str")]
+#: A stored row's largest encoded size: a DynamoDB item holds 400 KB, keys included.
+MAX_ENCODED_BYTES = 350_000
+#: Characters of text a row may hold before its encoded size is measured (JSON writes a
+#: character in at most 12 bytes).
+_SURELY_FITS = MAX_ENCODED_BYTES // 12
 
 
 def encode(obs: Observation) -> str:
@@ -32,6 +38,16 @@ def encode(obs: Observation) -> str:
             value = sorted(value) if isinstance(value, frozenset) else list(value)
         out[name] = value
     return json.dumps(out, separators=(",", ":"), sort_keys=True)
+
+
+def oversized(obs: Observation) -> int:
+    """The encoded size of a row too large to store (over ``MAX_ENCODED_BYTES``), or 0."""
+    chars = sum(len(value) for name in _TEXT if (value := getattr(obs, name)))
+    chars += sum(map(len, obs.ips)) + sum(map(len, obs.modules))
+    if chars <= _SURELY_FITS:
+        return 0
+    size = len(encode(obs).encode())
+    return size if size > MAX_ENCODED_BYTES else 0
 
 
 def decode(text: str, source: str, day: date, path: str, line: int) -> Observation:

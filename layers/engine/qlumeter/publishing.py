@@ -31,6 +31,14 @@ USAGE_EVENTS: tuple[UsageEvent, ...] = get_args(UsageEvent)
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 #: Events sent again on a day that has them already (every other one goes out once a day).
 REPEATABLE: frozenset[UsageEvent] = frozenset({USAGE_SUMMARY, CORRECTION})
+#: SNS's largest message, in bytes: the body and the attributes' names, types and values.
+SNS_MESSAGE_BYTES: Final = 262_144
+#: The sample sizes a message's alerts are cut to, in turn, when it must shrink to fit.
+FIT_SAMPLES: Final = (3, 0)
+
+
+class MessageTooLarge(ValueError):
+    """A message that no cut of its alerts' samples brings within SNS's limit."""
 
 
 class Record(Protocol):
@@ -56,6 +64,43 @@ def digest(summary: Mapping[str, Any]) -> str:
     """The numbers of a summary (not its time, revision or event type)."""
     numbers = {"products": summary["products"], "total_qlus": summary["total_qlus"]}
     return hashlib.sha256(json.dumps(numbers, sort_keys=True).encode()).hexdigest()
+
+
+def encode(message: Mapping[str, Any]) -> str:
+    """A message's body as the topic receives it."""
+    return json.dumps(message)
+
+
+def message_bytes(message: Mapping[str, Any], event_type: str, subscription_id: str) -> int:
+    """What SNS counts against its limit: the body and the two message attributes."""
+    attributes = {"subscription_id": subscription_id, "event_type": event_type}
+    return len(encode(message).encode()) + sum(
+        len(name.encode()) + len("String") + len(value.encode())
+        for name, value in attributes.items()
+    )
+
+
+def fit(
+    message: dict[str, Any], event_type: str, subscription_id: str, limit: int = SNS_MESSAGE_BYTES
+) -> dict[str, Any]:
+    """The message within SNS's limit: as it is when it fits, else with the samples of its
+    alerts cut (``FIT_SAMPLES``; a cut entry says how many it had in ``sample_size``). The
+    alerts of a summary are bounded per kind (``quality.bound_alerts``), so a summary fits
+    after the cuts; ``MessageTooLarge`` when a message does not."""
+    if message_bytes(message, event_type, subscription_id) <= limit:
+        return message
+    for keep in FIT_SAMPLES:
+        alerts = [
+            dict(alert, sample=alert["sample"][:keep], sample_size=len(alert["sample"]))
+            if len(alert.get("sample", ())) > keep
+            else alert
+            for alert in message.get("alerts", [])
+        ]
+        smaller = dict(message, alerts=alerts)
+        if message_bytes(smaller, event_type, subscription_id) <= limit:
+            return smaller
+    size = message_bytes(message, event_type, subscription_id)
+    raise MessageTooLarge(f"{event_type} of {size:,} bytes: over SNS's {limit:,} bytes")
 
 
 def closes_interval(start: date, day: date, as_of: date) -> bool:

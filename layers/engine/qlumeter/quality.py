@@ -1,6 +1,6 @@
 """Data-quality alerts (spec section 12): a source that stopped delivering
 (``source_missing``), the files of the day with unknown columns or keys
-(``data_warning``); alerts of one kind are bounded in one message."""
+(``data_warning``); alerts of one kind, whatever the kind, are bounded in one message."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ DATA_WARNING = "data_warning"
 MAX_ENTRIES = 20
 #: Entries, or files, given as a sample.
 SAMPLE = 10
+#: The field dating an alert kind's entries (a bounded entry's first and last day).
+DAY_FIELDS = {"late_file_ignored": "day", SOURCE_MISSING: "last_day"}
 
 
 def source_missing(
@@ -39,7 +41,7 @@ def source_missing(
                     "days_missing": missing,
                 }
             )
-    return bounded(alerts, "last_day")
+    return alerts
 
 
 def data_warning(as_of: date, files: Iterable[tuple[str, Sequence[str]]]) -> list[dict[str, Any]]:
@@ -56,6 +58,26 @@ def data_warning(as_of: date, files: Iterable[tuple[str, Sequence[str]]]) -> lis
             "sample": [{"path": path, "warning": found[0]} for path, found in flagged[:SAMPLE]],
         }
     ]
+
+
+def bound_alerts(alerts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The alerts with each kind bounded (``bounded``), the kinds in their order."""
+    kinds: dict[str, list[dict[str, Any]]] = {}
+    for alert in alerts:
+        kinds.setdefault(alert["type"], []).append(alert)
+    return [
+        entry
+        for kind, entries in kinds.items()
+        for entry in bounded(entries, DAY_FIELDS.get(kind, "day"))
+    ]
+
+
+def overflowing(alerts: Iterable[dict[str, Any]]) -> bool:
+    """Whether some kind has more entries than a message lists (``bound_alerts`` cuts)."""
+    counts: dict[str, int] = {}
+    for alert in alerts:
+        counts[alert["type"]] = counts.get(alert["type"], 0) + 1
+    return any(n > MAX_ENTRIES for n in counts.values())
 
 
 def bounded(entries: list[dict[str, Any]], day: str) -> list[dict[str, Any]]:

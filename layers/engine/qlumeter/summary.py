@@ -17,7 +17,7 @@ from .metering import Metering, ProductUsage
 from .numbers import fmt, fmt4, round_half_up
 from .plans import plan_alerts, plan_entry
 from .publishing import INGEST_FAILED, USAGE_SUMMARY, EventType
-from .quality import source_missing
+from .quality import bound_alerts, source_missing
 
 SCHEMA_VERSION = "1"
 
@@ -92,6 +92,19 @@ def threshold_alerts(sub: Subscription, total: Decimal) -> list[dict[str, Any]]:
     ]
 
 
+def summary_alerts(
+    sub: Subscription, metering: Metering, extra_alerts: Iterable[dict[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    """Every alert in force as of the metering's day, unbounded (the stored report's list;
+    a message carries them bounded: ``quality.bound_alerts``)."""
+    return (
+        threshold_alerts(sub, total_qlus(sub, metering))
+        + plan_alerts(sub, metering.plan)
+        + source_missing(sub, metering.as_of, metering.last_files)
+        + list(extra_alerts)
+    )
+
+
 def build_summary(
     sub: Subscription,
     metering: Metering,
@@ -113,10 +126,7 @@ def build_summary(
         "products": [product_entry(sub, usage) for usage in metering.products],
         "total_qlus": fmt(total),
         "entitlement_qlus": fmt(sub.entitlement_qlus) if sub.entitlement_qlus is not None else None,
-        "alerts": threshold_alerts(sub, total)
-        + plan_alerts(sub, metering.plan)
-        + source_missing(sub, metering.as_of, metering.last_files)
-        + list(extra_alerts),
+        "alerts": bound_alerts(summary_alerts(sub, metering, extra_alerts)),
         **plan_entry(sub, metering.plan),
     }
 

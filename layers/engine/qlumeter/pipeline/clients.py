@@ -10,7 +10,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
-from ..publishing import EventType
+from ..publishing import EventType, encode
 from ..reader import UnreadableFile
 from .ports import PublishRejected
 from .ranges import Part
@@ -121,6 +121,10 @@ class SqsParts:
                 raise RuntimeError(f"parts not queued: {failed['Failed']}")
 
 
+#: SNS errors that the same message meets again whatever the retry (invalid, too long).
+REFUSED_FOR_GOOD = frozenset({"InvalidParameter", "InvalidParameterValue"})
+
+
 class SnsPublisher:
     """``Publisher`` on an injected boto3 SNS client: the message attributes
     ``subscription_id`` and ``event_type`` let consumers filter. A client error (4xx, after
@@ -134,7 +138,7 @@ class SnsPublisher:
         try:
             self.client.publish(
                 TopicArn=self.topic_arn,
-                Message=json.dumps(message),
+                Message=encode(message),
                 MessageAttributes={
                     "subscription_id": {"DataType": "String", "StringValue": subscription_id},
                     "event_type": {"DataType": "String", "StringValue": event_type},
@@ -142,7 +146,8 @@ class SnsPublisher:
             )
         except ClientError as exc:
             if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) < 500:
-                raise PublishRejected(str(exc)) from exc
+                code = exc.response.get("Error", {}).get("Code", "")
+                raise PublishRejected(str(exc), permanent=code in REFUSED_FOR_GOOD) from exc
             raise
 
 

@@ -19,6 +19,7 @@ from tempfile import SpooledTemporaryFile
 from typing import IO, Any
 from urllib.parse import unquote_plus
 
+from ..codec import MAX_ENCODED_BYTES, oversized
 from ..observation import Observation, ip_key
 from ..paths import FileRef, PathError, bucket_key_tenant, parse_bucket_key
 from ..publishing import INGEST_FAILED
@@ -444,7 +445,11 @@ class Ingest:
         items = iter_file(ref, body, report, strict=strict)  # type: ignore[arg-type]
         for read, item in enumerate(items, 1):
             item.line += offset
-            if isinstance(item, Observation):
+            if isinstance(item, Observation) and (size := oversized(item)):
+                report.accepted, report.rejected = report.accepted - 1, report.rejected + 1
+                reason = f"{size:,} bytes stored: over the {MAX_ENCODED_BYTES:,} a row may take"
+                rejects.add(Reject(item.path, item.line, "row", reason))
+            elif isinstance(item, Observation):
                 entities.add(hash(item.key or ip_key(item.network_id, min(item.ips))))
                 yield item
             else:

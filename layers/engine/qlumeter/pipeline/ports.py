@@ -101,7 +101,12 @@ class Conflict(RuntimeError):
 
 
 class PublishRejected(RuntimeError):
-    """The topic answered a publish with an error: the message did not go out."""
+    """The topic answered a publish with an error: the message did not go out.
+    ``permanent``: the same message would be refused again (invalid, too long)."""
+
+    def __init__(self, reason: str, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
 
 
 @dataclass

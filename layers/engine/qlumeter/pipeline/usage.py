@@ -22,8 +22,9 @@ from ..config import Subscription
 from ..metering import Meter, effective_as_of, first_needed_day, metering_as_of
 from ..paths import parse_key
 from ..publishing import UsageEvent
+from ..quality import overflowing
 from ..reader import collector_paused
-from ..summary import build_summary
+from ..summary import build_summary, summary_alerts
 from ..windows import ROLLING_DAYS, day_range, rolling_start
 from .ports import (
     Conflict,
@@ -41,6 +42,9 @@ from .ports import (
 from .requests import Reason
 
 CHECKPOINT_PREFIX = "checkpoints/"
+#: Beside the messages: an as-of day's full alert list when a message carries it bounded
+#: (``<tenant>/<day>/alerts.json``), and a message the topic refused for good.
+MESSAGES_PREFIX = "messages/"
 #: How much earlier than a head was saved a file's arrival still makes the head suspect: a
 #: manifest written just before a run can be read only after it (clocks and visibility).
 STALE_MARGIN = timedelta(minutes=1)
@@ -74,6 +78,7 @@ class RunResult:
     checkpoint_day: date | None = None
     next_day: date | None = None  # continued: the day the next invocation goes on from
     notes: list[str] = field(default_factory=list)  # for the operator (a state not used ...)
+    refused: list[str] = field(default_factory=list)  # messages the topic refused for good
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready (days as ISO text): a Lambda's response must serialize."""
@@ -411,6 +416,7 @@ class MeterService:
             )
             crossed = False
             if day == as_of:
+                self._full_alerts(tenant, summary, summary_alerts(sub, metering, alerts))
                 crossed = publishing.level_crossed(
                     summary["alerts"], state.thresholds, state.plan_levels, state.missing_sources
                 )
@@ -448,11 +454,17 @@ class MeterService:
         that dies in between leaves it pending for ``_settle``. Each write expects the
         record as this run last read or wrote it: a concurrent run makes it fail
         (``Conflict``) before anything is published twice."""
+        try:
+            message = publishing.fit(message, event, tenant)
+        except publishing.MessageTooLarge as exc:
+            return self._refused(tenant, record, stored, event, message, str(exc), result)
         sending = Pending(event, record.revision, message, self.clock())
         pending = self.store.put_published(tenant, replace(record, pending=sending), stored)
         try:
             self.publisher.publish(message, event, tenant)
-        except PublishRejected:
+        except PublishRejected as exc:
+            if exc.permanent:
+                return self._refused(tenant, record, pending, event, message, str(exc), result)
             refused = replace(record, pending=replace(sending, since=None))
             self.store.put_published(tenant, refused, pending)
             raise
@@ -460,6 +472,37 @@ class MeterService:
         sent = self.store.put_published(tenant, sent, pending)
         result.published.append((event, record.as_of.isoformat(), record.revision))
         return sent
+
+    def _refused(
+        self,
+        tenant: str,
+        record: Published,
+        stored: Published | None,
+        event: UsageEvent,
+        message: dict[str, Any],
+        reason: str,
+        result: RunResult,
+    ) -> Published:
+        """A message the topic would refuse whatever the retry: kept under
+        ``MESSAGES_PREFIX`` with the reason, told to the operator (``result.refused``), and
+        recorded as done so that it blocks no later run."""
+        key = f"{MESSAGES_PREFIX}{tenant}/{record.as_of}/refused-{event}-r{record.revision}.json"
+        body = {"reason": reason, "event_type": event, "message": message}
+        self.objects.put(self.state_bucket, key, json.dumps(body).encode())
+        result.refused.append(f"{event} of {record.as_of}: {reason}; kept as {key}")
+        done = replace(record, events=sorted({*record.events, event}), pending=None)
+        return self.store.put_published(tenant, done, stored)
+
+    def _full_alerts(self, tenant: str, summary: dict[str, Any], alerts: list[Any]) -> None:
+        """When the summary carries an alert kind bounded, the full list is stored beside
+        the messages and each bounded entry names it (``full_list``)."""
+        if not overflowing(alerts):
+            return
+        key = f"{MESSAGES_PREFIX}{tenant}/{summary['as_of']}/alerts.json"
+        self.objects.put(self.state_bucket, key, json.dumps(alerts).encode())
+        for alert in summary["alerts"]:
+            if "first_day" in alert and "sample" in alert:
+                alert["full_list"] = f"s3://{self.state_bucket}/{key}"
 
     def _settle(self, tenant: str, record: Published, result: RunResult) -> Published:
         """The message a failed run left pending: sent if the ledger received it; else sent
