@@ -25,7 +25,7 @@ from qlumeter.summary import json_schema
 from qlumeter.vocabulary import PRODUCT_CODES
 
 from .local import LAYOUT, LocalInventory, meter_folder, read_days
-from .problems import describe_alert, problems
+from .problems import crossing_lines, describe_alert, forecast_line, problems
 from .report import render_html
 from .sample import DEMO_DAYS, write_sample
 from .terminal import Terminal
@@ -61,9 +61,25 @@ def _day(text: str) -> date:
 
 def render_table(summary: dict[str, Any]) -> str:
     """The summary as a plain text table."""
-    header = ("product", "window", "from", "to", "utilization", "ratio", "QLUs", "peak/covered")
+    header = (
+        "product",
+        "window",
+        "from",
+        "to",
+        "utilization",
+        "ratio",
+        "QLUs",
+        "peak/covered",
+        "projected QLUs (band)",
+    )
     rows = [header]
+    forecast = summary.get("forecast")
+    ahead = {f["product"]: f for f in forecast["products"]} if forecast else {}
     for p in summary["products"]:
+        projected = ""
+        if (f := ahead.get(p["product"])) is not None:
+            band = f["qlus"]
+            projected = f"{band['mid']} on {f['day']} ({band['low']}-{band['high']})"
         basis = p.get("peak_day") or (
             f"{p['covered_days']} days" if p.get("covered_days") is not None else ""
         )
@@ -78,6 +94,7 @@ def render_table(summary: dict[str, Any]) -> str:
                 p["ratio"],
                 qlus,
                 basis,
+                projected,
             )
         )
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
@@ -89,6 +106,8 @@ def render_table(summary: dict[str, Any]) -> str:
     lines.append(f"total QLUs as of {summary['as_of']}: {summary['total_qlus']}")
     if summary.get("entitlement_qlus") is not None:
         lines.append(f"entitlement: {summary['entitlement_qlus']} QLUs")
+    if forecast:
+        lines += [forecast_line(forecast), *crossing_lines(forecast)]
     plan = summary.get("plan")
     if plan:
         shown = ", ".join(f"{m['measure']} {m['count']}/{m['cap']}" for m in plan["measures"])

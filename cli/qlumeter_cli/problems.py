@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from qlumeter.quality import DATA_WARNING, SOURCE_MISSING
+from qlumeter.quality import DATA_WARNING, FORECAST_ALERT, SOURCE_MISSING
 
 #: Lines of one kind shown before the rest is counted.
 SHOWN = 20
@@ -31,8 +31,37 @@ def describe_alert(alert: Mapping[str, Any]) -> str:
             f"{alert['count']} files of {alert['day']} have unknown columns or keys, whose"
             f" values are ignored{example}"
         )
+    if kind == FORECAST_ALERT:
+        return (
+            f"threshold {alert['threshold']} ({alert['level_qlus']} QLUs) is projected to be"
+            f" reached on {alert['day']}, in {alert['days_ahead']} days"
+        )
     details = ", ".join(f"{k}={v}" for k, v in alert.items() if k != "type")
     return f"{kind}: {details}"
+
+
+def forecast_line(forecast: Mapping[str, Any]) -> str:
+    """The projected total at the forecast's horizon, with its band."""
+    total = forecast["total_qlus"]
+    return (
+        f"forecast: total QLUs {total['mid']} on {total['day']}"
+        f" (band {total['low']} to {total['high']})"
+    )
+
+
+def crossing_lines(forecast: Mapping[str, Any]) -> list[str]:
+    """Each threshold not reached yet: the day it is projected to be reached, or not."""
+    lines = []
+    for c in forecast["crossings"]:
+        level = f"threshold {c['threshold']} ({c['level_qlus']} QLUs)"
+        if c["day"] is None:
+            when = f"not projected to be reached by {forecast['horizon_end']}"
+        else:
+            when = f"projected to be reached on {c['day']}"
+        earliest, latest = c["earliest"], c["latest"]
+        band = f" (band: from {earliest or 'beyond'} to {latest or 'beyond the horizon'})"
+        lines.append(f"{level}: {when}{band if earliest else ''}")
+    return lines
 
 
 def problems(document: Mapping[str, Any]) -> list[str]:

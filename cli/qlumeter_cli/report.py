@@ -19,15 +19,16 @@ from html import escape
 from math import ceil
 from typing import Any
 
-from qlumeter.catalog import PRODUCTS
+from qlumeter.catalog import PRODUCTS, DayValue
 from qlumeter.config import Subscription
+from qlumeter.forecast import Band, project
 from qlumeter.metering import ProductUsage
 from qlumeter.numbers import fmt, fmt4, round_half_up
 from qlumeter.quality import DATA_WARNING, SOURCE_MISSING
 from qlumeter.summary import qlus, show_utilization
 from qlumeter.windows import avg90, day_range, interval_of, peak15, sum90
 
-from .problems import describe_alert, problems
+from .problems import crossing_lines, describe_alert, forecast_line, problems
 
 MAX_REJECTS = 500
 
@@ -272,6 +273,32 @@ class _Chart:
             previous = day
         return _tag("path", class_="rolling", d=" ".join(path)) if path else Html()
 
+    def projection(self, path: Mapping[date, Band], right: bool = False) -> Html:
+        """The forecast after the as-of day: its band (low to high) and a dashed line."""
+        days = sorted(path)
+        if not days:
+            return Html()
+        x = {d: self.x(d) + self.step / 2 for d in days}
+        edge = [f"{x[d]:.2f} {self.y(path[d].high, right):.2f}" for d in days]
+        edge += [f"{x[d]:.2f} {self.y(path[d].low, right):.2f}" for d in reversed(days)]
+        line = " ".join(
+            f"{'L' if i else 'M'}{x[d]:.2f} {self.y(path[d].mid, right):.2f}"
+            for i, d in enumerate(days)
+        )
+        last = days[-1]
+        note = (
+            f"forecast {last}: {fmt4(path[last].mid)}"
+            f" ({fmt4(path[last].low)} to {fmt4(path[last].high)})"
+        )
+        return _join(
+            [
+                _tag(
+                    "path", _tag("title", note), class_="projband", d="M" + " L".join(edge) + " Z"
+                ),
+                _tag("path", _tag("title", note), class_="projected", d=line),
+            ]
+        )
+
     def svg(self, code: str, title: str, description: str, *content: Html) -> Html:
         """The chart element, labelled by its title and description."""
         ident = f"chart-{code}"
@@ -295,10 +322,17 @@ def _text(x: float, y: float, text: str, anchor: str) -> Html:
     return _tag("text", text, class_="tick", x=float(x), y=float(y), text_anchor=anchor)
 
 
-def peak_chart(code: str, series: Series, periods: Sequence[ProductUsage], as_of: date) -> Html:
-    """Daily values over the 15-day intervals (bands) with each interval's peak marked."""
+def peak_chart(
+    code: str,
+    series: Series,
+    periods: Sequence[ProductUsage],
+    as_of: date,
+    ahead: Mapping[date, Band],
+) -> Html:
+    """Daily values over the 15-day intervals (bands) with each interval's peak marked, and
+    the projected peak to the interval's end (``ahead``)."""
     first, last = periods[0].window.start, max(periods[-1].window.end, as_of)
-    chart = _Chart(first, last, max(series.values.values(), default=Fraction(0)))
+    chart = _Chart(first, last, _top(series.values.values(), ahead))
     bands, peaks = [], []
     for i, usage in enumerate(periods):
         w = usage.window
@@ -327,21 +361,29 @@ def peak_chart(code: str, series: Series, periods: Sequence[ProductUsage], as_of
         chart.axes(),
         chart.bars(series.values, series.covered),
         _join(peaks),
+        chart.projection(ahead),
         chart.labels([p.window.start for p in periods]),
     )
 
 
 def rolling_chart(
-    code: str, series: Series, line: Mapping[date, Fraction], first: date, as_of: date
+    code: str,
+    series: Series,
+    line: Mapping[date, Fraction],
+    first: date,
+    as_of: date,
+    ahead: Mapping[date, Band],
 ) -> Html:
-    """Daily values and the rolling avg90 line (same axis) or sum90 line (right axis)."""
+    """Daily values and the rolling avg90 line (same axis) or sum90 line (right axis), and
+    the line's projection (``ahead``)."""
     daily_top = max(series.values.values(), default=Fraction(0))
-    line_top = max(line.values(), default=Fraction(0))
+    line_top = _top(line.values(), ahead)
+    last = max([as_of, *ahead])
     if PRODUCTS[code].window == "avg90":
-        chart, name = _Chart(first, as_of, max(daily_top, line_top)), "90-day rolling average"
+        chart, name = _Chart(first, last, max(daily_top, line_top)), "90-day rolling average"
     else:
-        chart, name = _Chart(first, as_of, daily_top, line_top), "90-day rolling sum (right axis)"
-    days = day_range(first, as_of)
+        chart, name = _Chart(first, last, daily_top, line_top), "90-day rolling sum (right axis)"
+    days = day_range(first, last)
     gaps = [d for d in series.values if d not in series.covered]
     return chart.svg(
         code,
@@ -351,8 +393,22 @@ def rolling_chart(
         chart.axes(),
         chart.bars(series.values, series.covered),
         chart.line(line, right=chart.right_ticks is not None),
+        chart.projection(ahead, right=chart.right_ticks is not None),
         chart.labels([d for d in days if d.day == 1 or d == first]),
     )
+
+
+def _top(values: Iterable[Fraction], ahead: Mapping[date, Band]) -> Fraction:
+    return max([*values, *(band.high for band in ahead.values())], default=Fraction(0))
+
+
+def forecast_path(sub: Subscription, code: str, series: Series, as_of: date) -> dict[date, Band]:
+    """The product's projected window after ``as_of`` through the day its forecast is read
+    for (peak15: the interval's end; the rolling windows: the horizon's end)."""
+    daily = {day: DayValue(value) for day, value in series.values.items()}
+    covered = series.covered if PRODUCTS[code].window == "avg90" else None
+    p = project(sub, code, as_of, daily, covered)
+    return {d: band for d, band in p.path.items() if as_of < d <= p.day}
 
 
 def _legend(*items: tuple[str, object]) -> Html:
@@ -412,6 +468,14 @@ def _gauge(summary: Mapping[str, Any], sub: Subscription) -> Html:
             ),
         ]
     )
+
+
+def _forecast(forecast: Mapping[str, Any] | None) -> Html:
+    """The projected total at the horizon and each threshold's projected crossing day."""
+    if not forecast:
+        return Html()
+    lines = [forecast_line(forecast), *crossing_lines(forecast)]
+    return _tag("ul", *(_tag("li", line) for line in lines), class_="forecast", id="forecast")
 
 
 def _percent(share: Fraction) -> str:
@@ -541,24 +605,32 @@ def _daily_view(
     """The product's chart, its legend and (peak15) its intervals table."""
     code = str(product["product"])
     window = PRODUCTS[code].window
+    ahead = forecast_path(sub, code, series, as_of)
     if window == "peak15":
         periods = intervals(sub, code, series, as_of)
         return [
-            peak_chart(code, series, periods, as_of),
+            peak_chart(code, series, periods, as_of, ahead),
             _legend(
-                ("bar", "daily value"), ("band0", "15-day interval"), ("peak", "interval peak")
+                ("bar", "daily value"),
+                ("band0", "15-day interval"),
+                ("peak", "interval peak"),
+                ("projected", "projected peak, with its band"),
             ),
             _interval_table(product, sub, periods),
         ]
     line = rolling(sub, code, series)
     name = "90-day rolling average" if window == "avg90" else "90-day rolling sum"
     latest = f" ({as_of}: {fmt4(line[as_of])})" if as_of in line else ""
-    items: list[tuple[str, object]] = [("bar", "daily value"), ("rolling", name + latest)]
+    items: list[tuple[str, object]] = [
+        ("bar", "daily value"),
+        ("rolling", name + latest),
+        ("projected", "projected, with its band"),
+    ]
     if any(day not in series.covered for day in series.values):
         coverage = PRODUCTS[code].coverage
         items.append(("gap", f"no {coverage} file that day: not in the average"))
     first = min(series.values, default=sub.product_start(code))
-    return [rolling_chart(code, series, line, first, as_of), _legend(*items)]
+    return [rolling_chart(code, series, line, first, as_of, ahead), _legend(*items)]
 
 
 def product_section(
@@ -728,6 +800,7 @@ def render_html(document: Mapping[str, Any], sub: Subscription) -> str:
                 _tag("p", meta, class_="meta"),
                 _problems(document),
                 _gauge(summary, sub),
+                _forecast(summary.get("forecast")),
                 _plan(summary.get("plan")),
                 _section("alerts-section", "Alerts", _alerts(summary.get("alerts", []))),
             ),
@@ -803,6 +876,10 @@ color:var(--muted);font-size:12px}
 .swatch.band0{background:var(--band);border:1px solid var(--line)}
 .swatch.rolling{background:var(--roll);height:3px;vertical-align:3px}
 .swatch.gap{background:var(--gap);border:1px solid var(--line)}
+.chart .projected{fill:none;stroke:var(--ink);stroke-width:2;stroke-dasharray:6 4}
+.chart .projband{fill:var(--roll);fill-opacity:.18;stroke:none}
+.swatch.projected{background:var(--roll);opacity:.5;border-top:2px dashed var(--ink)}
+.forecast{margin:4px 0 12px}
 .files td:first-child,.rejects td:first-child{font:12px ui-monospace,monospace;min-width:62ch;
 overflow-wrap:anywhere}
 details summary{cursor:pointer;color:var(--muted);margin:6px 0}

@@ -4,13 +4,22 @@ delivering (``source_missing`` in the summaries)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import jsonschema
 
 from qlumeter.pipeline.dynamo import DynamoStore
 from qlumeter.summary import json_schema
-from tests.support import INVENTORY_BUCKET, SUBSCRIPTION, Pipeline, agents, day, write_file
+from tests.support import (
+    INVENTORY_BUCKET,
+    SUBSCRIPTION,
+    Pipeline,
+    agents,
+    day,
+    pipeline_subscription,
+    write_file,
+)
 
 SCHEMA = json_schema()
 KEY = "inventory/tenant=acme/source=cloud_agent/date=2026-01-01/retired.csv"
@@ -75,3 +84,38 @@ def test_summaries_say_when_a_source_stopped_delivering(pipeline: Pipeline, tmp_
     # what the alert says is what happened: the agents stopped counting that day
     totals = {m["as_of"]: m["total_qlus"] for m in summaries}
     assert totals["2026-01-05"] != "0" and totals["2026-01-06"] == totals["2026-01-05"]
+
+
+def test_a_tenant_growing_toward_its_entitlement_is_told_once_ahead_then_when_it_crosses(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    terms = {"alert_thresholds": ["1"], "forecast_alert_days": 5, "entitlement_qlus": "15"}
+    vmdr = {"VMDR": {"ratio": "1"}}
+    assert pipeline.put_subscription(pipeline_subscription(products=vmdr, **terms))["ok"]
+    for n in range(16):
+        write_file(tmp_path, "cloud_agent", day(n), agents(2 + n))  # one host more a day
+    pipeline.upload(tmp_path)
+    assert pipeline.deliver()["batchItemFailures"] == []
+    for n in range(16):
+        pipeline.meter(scheduled_time=f"{day(n + 1)}T06:00:00Z")
+    published = pipeline.published()
+    alerts = [m for m in published if m["event_type"] == "threshold_alert"]
+    for message in alerts:
+        message.pop("_attributes")
+        jsonschema.validate(message, SCHEMA, format_checker=jsonschema.FormatChecker())
+    told = [(m["as_of"], [(a["type"], a.get("day")) for a in m["alerts"]]) for m in alerts]
+    summaries = {m["as_of"]: m for m in published if m["event_type"] == "usage_summary"}
+    crossed = next(d for d, m in sorted(summaries.items()) if Decimal(m["total_qlus"]) >= 15)
+    projected = [
+        d
+        for d, m in sorted(summaries.items())
+        if [a for a in m["alerts"] if a["type"] != "threshold"]
+    ]
+    assert told == [
+        (projected[0], [("forecast_alert", crossed)]),
+        (crossed, [("threshold", None)]),
+    ]
+    # the forecast alert was in force every day up to the crossing, told once
+    assert projected == [d for d in sorted(summaries) if projected[0] <= d < crossed]
+    first = summaries[projected[0]]["alerts"][0]
+    assert first["days_ahead"] == (day(crossed) - day(projected[0])).days <= 5

@@ -62,6 +62,7 @@ def test_the_previous_releases_state_is_read_and_written_back_alike(pipeline: Pi
         "version": 2,
         "last_run_at": None,
         "missing_sources": [],
+        "forecast": [],
     }
     # a release before kept the newest head's day apart ("head_day"): read, not kept
     older = dict(STATE, head_day="2026-01-08")

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from qlumeter.metering import Metering, usage_as_of
 from qlumeter.numbers import fmt4
 from qlumeter.summary import product_entry
 from qlumeter_cli.local import meter_folder
-from qlumeter_cli.problems import describe_alert
+from qlumeter_cli.problems import crossing_lines, describe_alert, forecast_line
 from qlumeter_cli.report import MAX_REJECTS, intervals, read_series, render_html
 from qlumeter_cli.sample import write_sample
 from tests.support import subscription, write_file
@@ -451,6 +452,42 @@ return [...document.querySelectorAll('svg.chart')].map(svg => {
 """
 
 
+# The projection drawn on each chart: its dashed line and band, by chart.
+PROJECTED = """
+const found = {};
+for (const svg of document.querySelectorAll('svg.chart')) {
+  const line = svg.querySelector('path.projected'), band = svg.querySelector('path.projband');
+  if (line) {
+    const [l, b] = [line.getBBox(), band.getBBox()];
+    found[svg.id] = [{width: l.width, height: l.height}, {width: b.width, height: b.height}];
+  }
+}
+return found;
+"""
+FORECAST = "return [...document.querySelectorAll('header #forecast li')].map(li => li.textContent)"
+
+
+def test_each_chart_continues_with_its_projection(small: Metered) -> None:
+    """As of 2026-02-10 (within an interval): every charted product's projection is drawn
+    to its forecast day, and the forecast is at the top of the page."""
+    document, _, sub = small
+    html = render_html(document, sub)
+    summary = document["summary"]
+    ahead = {f["product"]: f for f in summary["forecast"]["products"]}
+    for p in summary["products"]:
+        code = p["product"]
+        if sub.product_start(code) > AS_OF:
+            continue
+        chart = html[html.index(f'id="chart-{code}"') :]
+        chart = chart[: chart.index("</svg>")]
+        assert chart.count('class="projected"') == chart.count('class="projband"') == 1, code
+        assert f"forecast {ahead[code]['day']}: " in chart, code
+    top = html[: html.index("<main")]
+    assert forecast_line(summary["forecast"]) in top
+    for line in crossing_lines(summary["forecast"]):
+        assert escape(line) in top
+
+
 def test_the_browser_draws_every_chart_without_console_errors(
     sample: Metered, browser: Any, tmp_path: Path
 ) -> None:
@@ -479,6 +516,14 @@ def test_the_browser_draws_every_chart_without_console_errors(
     for chart in charts:
         assert chart["width"] > 600 and chart["height"] > 100, chart
         assert chart["bars"] > 0, chart
+    projected = browser.execute_script(PROJECTED)
+    rolling = [p["product"] for p in document["summary"]["products"] if p["window"] != "peak15"]
+    assert sorted(projected) == sorted(f"chart-{code}" for code in rolling)
+    for chart, (line, band) in projected.items():
+        assert line["width"] > 0 and band["width"] > 0 and band["height"] >= 0, chart
+    forecast = browser.execute_script(FORECAST)
+    assert forecast[0] == forecast_line(document["summary"]["forecast"]), forecast
+    assert forecast[1:] == crossing_lines(document["summary"]["forecast"])
     assert browser.execute_script("return document.scripts.length") == 0
     assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
     assert not severe(browser)

@@ -30,6 +30,7 @@ from pydantic import (
 
 from .paths import DAY_PATTERN, TENANT_ID_PATTERN, UNATTRIBUTED
 from .vocabulary import FED_HIGH_PRODUCTS, PRODUCT_CODES, SOURCES
+from .windows import HORIZON_DAYS
 
 
 def _not_reserved(text: str) -> str:
@@ -247,6 +248,9 @@ class Subscription(_Model):
     image_scan_dedupe_hours: int = Field(default=24, ge=0, le=MAX_DAYS * 24)
     late_data_days: int = Field(default=30, ge=0, le=MAX_DAYS)
     rounding: Rounding = Field(default_factory=Rounding)
+    #: A ``forecast_alert`` when a threshold is projected to be reached within this many
+    #: days (at most the forecast's horizon); None: no forecast alerts.
+    forecast_alert_days: int | None = Field(default=None, ge=1, le=HORIZON_DAYS)
     plan: Plan = "enterprise"
     caps: Caps | None = None
     subscription_type: SubscriptionType = "standard"

@@ -179,6 +179,7 @@ def counting_terms(sub: Subscription) -> dict[str, object]:
         "products",
         "entitlement_qlus",
         "alert_thresholds",
+        "forecast_alert_days",
         "rounding",
         "late_data_days",
         "strict",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, Literal, Protocol, get_args
 
-from .quality import SOURCE_MISSING
+from .quality import FORECAST_ALERT, SOURCE_MISSING
 from .windows import day_range, interval_of, rolling_start
 
 UsageEvent = Literal["usage_summary", "interval_closed", "threshold_alert", "correction"]
@@ -141,22 +141,30 @@ def missing_sources(alerts: Sequence[Mapping[str, Any]]) -> list[str]:
     return sorted(named)
 
 
+def projected(alerts: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The thresholds an alert list says are projected to be reached (``forecast_alert``)."""
+    return sorted({a["threshold"] for a in alerts if a["type"] == FORECAST_ALERT})
+
+
 def level_crossed(
     alerts: Sequence[Mapping[str, Any]],
     thresholds: Sequence[str],
     plan_levels: Mapping[str, str],
     missing: Sequence[str] = (),
+    forecast: Sequence[str] = (),
 ) -> bool:
     """A threshold or a plan cap level not in force before (``thresholds``,
-    ``plan_levels``: reached again after falling below), an own network scanned, or a
-    source missing that was not before (``missing``): a missing source is told once per
-    episode, and again when it stops delivering after it came back."""
+    ``plan_levels``: reached again after falling below), an own network scanned, a
+    source missing that was not before (``missing``), or a threshold projected that was
+    not before (``forecast``): a missing source and a projected threshold are told once
+    per episode, and again when the episode starts over."""
     now, plan = levels(alerts)
     return (
         bool(set(now) - set(thresholds))
         or any(level > plan_levels.get(name, "") for name, level in plan.items())
         or any(a["type"] == "own_network_scanned" for a in alerts)
         or bool(set(missing_sources(alerts)) - set(missing))
+        or bool(set(projected(alerts)) - set(forecast))
     )
 
 

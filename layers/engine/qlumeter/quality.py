@@ -13,6 +13,8 @@ from .reader import field_warnings
 
 SOURCE_MISSING = "source_missing"
 DATA_WARNING = "data_warning"
+#: A threshold projected to be reached soon (``summary.forecast_alerts``).
+FORECAST_ALERT = "forecast_alert"
 #: Entries of one kind a message lists; beyond, one entry summarizes them.
 MAX_ENTRIES = 20
 #: Entries, or files, given as a sample.

@@ -4,7 +4,7 @@ and the message about a file that could not be used."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -13,11 +13,13 @@ from typing import Any
 
 from .catalog import DayValue
 from .config import Subscription
+from .forecast import LOOKBACK_DAYS, Projection, first_crossing, horizon_end, project
 from .metering import Metering, ProductUsage
 from .numbers import fmt, fmt4, round_half_up
 from .plans import plan_alerts, plan_entry
 from .publishing import INGEST_FAILED, USAGE_SUMMARY, EventType
-from .quality import bound_alerts, source_missing
+from .quality import FORECAST_ALERT, bound_alerts, source_missing
+from .windows import day_range
 
 SCHEMA_VERSION = "1"
 
@@ -39,9 +41,14 @@ def billed_utilization(sub: Subscription, utilization: Fraction) -> Fraction:
 
 def qlus(sub: Subscription, usage: ProductUsage) -> Decimal:
     """QLUs as shown: 4 decimals (``exact``) or whole QLUs (``half_up``), both half up."""
-    if usage.code == "CSAM" and "ETM" in sub.products:
+    return qlus_of(sub, usage.code, usage.window.utilization)
+
+
+def qlus_of(sub: Subscription, code: str, utilization: Fraction) -> Decimal:
+    """The QLUs of product ``code`` at window ``utilization`` (as ``qlus``)."""
+    if code == "CSAM" and "ETM" in sub.products:
         return Decimal(0)
-    raw = billed_utilization(sub, usage.window.utilization) * Fraction(usage.ratio)
+    raw = billed_utilization(sub, utilization) * Fraction(sub.products[code].ratio)
     return round_half_up(raw, 4 if sub.rounding.qlu == "exact" else 0)
 
 
@@ -92,8 +99,103 @@ def threshold_alerts(sub: Subscription, total: Decimal) -> list[dict[str, Any]]:
     ]
 
 
+def projections(sub: Subscription, metering: Metering) -> list[Projection]:
+    """Every product's forecast from its daily values up to the as-of day."""
+    return [
+        project(sub, usage.code, metering.as_of, usage.daily, usage.covered)
+        for usage in metering.products
+    ]
+
+
+def forecast_block(sub: Subscription, as_of: date, projected: list[Projection]) -> dict[str, Any]:
+    """The summary's ``forecast``: each product's projected utilization and QLUs with their
+    band, the total at the horizon's end, and the first day each threshold not reached yet
+    is projected to be reached (``day``; ``earliest`` on the high bound, ``latest`` on the
+    low)."""
+    last = horizon_end(sub, as_of)
+    totals = {
+        day: tuple(
+            sum((qlus_of(sub, p.code, p.path[day][i]) for p in projected), Decimal(0))
+            for i in range(3)
+        )
+        for day in day_range(as_of, last)
+    }
+    crossings = []
+    if sub.entitlement_qlus is not None:
+        for t in sub.alert_thresholds:
+            level = t * sub.entitlement_qlus
+            if totals[as_of][0] >= level:
+                continue
+            found = [first_crossing({d: b[i] for d, b in totals.items()}, level) for i in range(3)]
+            crossings.append(
+                {
+                    "threshold": fmt(t),
+                    "level_qlus": fmt(level),
+                    "day": _iso(found[0]),
+                    "earliest": _iso(found[2]),
+                    "latest": _iso(found[1]),
+                }
+            )
+    return {
+        "lookback_days": LOOKBACK_DAYS,
+        "horizon_end": last.isoformat(),
+        "products": [_projected_entry(sub, p) for p in projected],
+        "total_qlus": {"day": last.isoformat(), **_shown(totals[last], fmt)},
+        "crossings": crossings,
+    }
+
+
+def _projected_entry(sub: Subscription, p: Projection) -> dict[str, Any]:
+    band = p.utilization
+    rate = p.trend.rate
+    return {
+        "product": p.code,
+        "day": p.day.isoformat(),
+        "utilization": _shown(band, fmt4),
+        "qlus": _shown(tuple(qlus_of(sub, p.code, v) for v in band), fmt),
+        "trend": {
+            "first_day": _iso(p.trend.first_day),
+            "last_day": _iso(p.trend.last_day),
+            "values": p.trend.points,
+            "last_value": fmt4(p.trend.last_value),
+            "rate": _shown(rate, fmt4),
+        },
+    }
+
+
+def _shown(band: tuple[Any, ...], show: Callable[[Any], str]) -> dict[str, str]:
+    return {"mid": show(band[0]), "low": show(band[1]), "high": show(band[2])}
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+def forecast_alerts(
+    sub: Subscription, as_of: date, forecast: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The thresholds projected to be reached within ``forecast_alert_days`` of ``as_of``."""
+    days = sub.forecast_alert_days
+    if days is None:
+        return []
+    return [
+        {
+            "type": FORECAST_ALERT,
+            "threshold": c["threshold"],
+            "level_qlus": c["level_qlus"],
+            "day": c["day"],
+            "days_ahead": (date.fromisoformat(c["day"]) - as_of).days,
+        }
+        for c in forecast["crossings"]
+        if c["day"] is not None and (date.fromisoformat(c["day"]) - as_of).days <= days
+    ]
+
+
 def summary_alerts(
-    sub: Subscription, metering: Metering, extra_alerts: Iterable[dict[str, Any]] = ()
+    sub: Subscription,
+    metering: Metering,
+    forecast: dict[str, Any],
+    extra_alerts: Iterable[dict[str, Any]] = (),
 ) -> list[dict[str, Any]]:
     """Every alert in force as of the metering's day, unbounded (the stored report's list;
     a message carries them bounded: ``quality.bound_alerts``)."""
@@ -101,6 +203,7 @@ def summary_alerts(
         threshold_alerts(sub, total_qlus(sub, metering))
         + plan_alerts(sub, metering.plan)
         + source_missing(sub, metering.as_of, metering.last_files)
+        + forecast_alerts(sub, metering.as_of, forecast)
         + list(extra_alerts)
     )
 
@@ -116,6 +219,7 @@ def build_summary(
 ) -> dict[str, Any]:
     """The summary message for one metering run."""
     total = total_qlus(sub, metering)
+    forecast = forecast_block(sub, metering.as_of, projections(sub, metering))
     return {
         "schema_version": SCHEMA_VERSION,
         "event_type": event_type,
@@ -126,8 +230,9 @@ def build_summary(
         "products": [product_entry(sub, usage) for usage in metering.products],
         "total_qlus": fmt(total),
         "entitlement_qlus": fmt(sub.entitlement_qlus) if sub.entitlement_qlus is not None else None,
-        "alerts": bound_alerts(summary_alerts(sub, metering, extra_alerts)),
+        "alerts": bound_alerts(summary_alerts(sub, metering, forecast, extra_alerts)),
         **plan_entry(sub, metering.plan),
+        "forecast": forecast,
     }
 
 

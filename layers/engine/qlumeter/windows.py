@@ -11,6 +11,8 @@ from .numbers import ZERO
 
 ROLLING_DAYS = 90
 INTERVAL_DAYS = 15
+#: The days after the as-of day the forecast covers.
+HORIZON_DAYS = 30
 
 
 @dataclass(frozen=True)

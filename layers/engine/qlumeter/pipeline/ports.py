@@ -91,6 +91,7 @@ class TenantState:
     heads: dict[date, Head] = field(default_factory=dict)
     plan_levels: dict[str, str] = field(default_factory=dict)  # plan_cap levels in force
     missing_sources: list[str] = field(default_factory=list)  # source_missing in force
+    forecast: list[str] = field(default_factory=list)  # thresholds of forecast_alert in force
     run: RunProgress | None = None  # a run to go on with
     last_run_at: datetime | None = None  # when the newest finished run started
 

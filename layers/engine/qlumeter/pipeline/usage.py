@@ -19,6 +19,7 @@ from typing import Any
 from .. import publishing
 from ..checkpoint import StateUnusable
 from ..config import Subscription
+from ..forecast import lookback_start
 from ..metering import Meter, effective_as_of, first_needed_day, metering_as_of
 from ..paths import parse_key
 from ..publishing import UsageEvent
@@ -396,8 +397,8 @@ class MeterService:
         result: RunResult,
     ) -> None:
         """Summarize the days ``publishing`` names and send what it decides for each; the
-        levels in force (thresholds, plan caps, missing sources) move with the newest day
-        metered."""
+        levels in force (thresholds, plan caps, missing sources, projected thresholds) move
+        with the newest day metered."""
         tenant = sub.subscription_id
         published = self.store.published(tenant, rolling_start(sub.start_date, as_of), as_of)
         for day, record in sorted(published.items()):
@@ -405,6 +406,7 @@ class MeterService:
                 published[day] = self._settle(tenant, record, result)
         days = publishing.days_to_summarize(sub.start_date, as_of, first_new, published)
         lowest = min(first_needed_day(sub, code, d) for d in days for code in sub.products)
+        lowest = min(lowest, lookback_start(days[0]))  # the forecast's trend
         stored = self.store.daily(tenant, sub.products, lowest, as_of)
         for day in days:
             metering = metering_as_of(sub, day, stored, meter)
@@ -416,13 +418,19 @@ class MeterService:
             )
             crossed = False
             if day == as_of:
-                self._full_alerts(tenant, summary, summary_alerts(sub, metering, alerts))
+                full = summary_alerts(sub, metering, summary["forecast"], alerts)
+                self._full_alerts(tenant, summary, full)
                 crossed = publishing.level_crossed(
-                    summary["alerts"], state.thresholds, state.plan_levels, state.missing_sources
+                    summary["alerts"],
+                    state.thresholds,
+                    state.plan_levels,
+                    state.missing_sources,
+                    state.forecast,
                 )
                 if as_of >= (state.newest_metered or as_of):
                     state.thresholds, state.plan_levels = publishing.levels(summary["alerts"])
                     state.missing_sources = publishing.missing_sources(summary["alerts"])
+                    state.forecast = publishing.projected(summary["alerts"])
                 result.total_qlus = summary["total_qlus"]
                 result.qlus = {p["product"]: p["qlus"] for p in summary["products"]}
             last = published.get(day)
