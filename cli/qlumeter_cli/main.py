@@ -29,6 +29,7 @@ from .problems import crossing_lines, describe_alert, forecast_line, problems
 from .report import render_html
 from .sample import DEMO_DAYS, write_sample
 from .terminal import Terminal
+from .whatif import changed_terms, compare, render
 
 #: What --inventory points at, for every command that takes it.
 INVENTORY_HELP = (
@@ -196,6 +197,20 @@ def cmd_meter(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     progress = None if args.quiet else (lambda line: print(line, file=err))
     document, _, _ = meter_folder(sub, root, args.as_of, progress, args.strict)
     return _emit(document, sub, args, out, err)
+
+
+def cmd_whatif(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    sub, root = _inputs(args)
+    changed = changed_terms(sub, args.set, args.add, args.remove)
+    if changed == sub:
+        raise UsageError("no change given: name one with --set, --add or --remove")
+    progress = None if args.quiet else (lambda line: print(line, file=err))
+    current, _, _ = meter_folder(sub, root, args.as_of, progress)
+    then, _, _ = meter_folder(changed, root, args.as_of)
+    added = [code for code in changed.products if code not in sub.products]
+    comparison = compare(current["summary"], then["summary"], added)
+    out.write(json.dumps(comparison, indent=2) + "\n" if args.json else render(comparison))
+    return 0
 
 
 class _Stray(io.TextIOBase):
@@ -369,7 +384,30 @@ def cmd_explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         days = read_days(root, sub.subscription_id, args.day, LocalInventory())
         explanation = explain(sub, days, code, args.day, args.sample)
     print(render_explanation(explanation), file=out)
+    if args.forecast:
+        document, _, _ = meter_folder(sub, root, args.day)
+        print(forecast_inputs(document["summary"], code), file=out)
     return 0
+
+
+def forecast_inputs(summary: dict[str, Any], code: str) -> str:
+    """What the forecast of ``code`` was made from, and what it projects."""
+    forecast = summary.get("forecast") or {}
+    entry = next((p for p in forecast.get("products", []) if p["product"] == code), None)
+    if entry is None:
+        return f"forecast of {code}: none (the product is not in the summary)"
+    trend, rate = entry["trend"], entry["trend"]["rate"]
+    band = " ".join(f"{k} {entry['utilization'][k]}" for k in ("mid", "low", "high"))
+    qlus = " ".join(f"{k} {entry['qlus'][k]}" for k in ("mid", "low", "high"))
+    return "\n".join(
+        [
+            f"forecast of {code} (daily values of the last {forecast['lookback_days']} days):",
+            f"  values: {trend['values']} from {trend['first_day']} to {trend['last_day']},"
+            f" the last {trend['last_value']}",
+            f"  change a day: mid {rate['mid']}, low {rate['low']}, high {rate['high']}",
+            f"  projected for {entry['day']}: utilization {band}; QLUs {qlus}",
+        ]
+    )
 
 
 def cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -522,6 +560,41 @@ exit codes: 0 clean, 1 findings (or no inventory file found), 2 usage error""",
     validate.add_argument(
         "--strict", action="store_true", help="a file with a warning is unreadable (refused)"
     )
+    whatif = _command(
+        commands,
+        "whatif",
+        cmd_whatif,
+        "compare the usage under changed subscription terms (local inventory)",
+        f"""Meter a local inventory folder twice, under the subscription as it is and under
+changed terms, and print both side by side per product and in total. A product
+added that the inventory gives no usage for is named.
+
+--inventory: {INVENTORY_HELP}.
+--set CODE.key=value changes a product's term (ratio, active_from); --set key=value
+a subscription key (entitlement_qlus, plan, ...); --add CODE:key=value[,key=value]
+adds a product; --remove CODE drops one. Each may be given several times.
+
+examples:
+  qlumeter whatif --subscription sub.yaml --inventory exports --as-of 2026-03-31 \\
+      --set VMDR.ratio=1.2 --add EDR:ratio=2.85 --remove PAF
+  qlumeter whatif --subscription sub.yaml --inventory exports --as-of 2026-03-31 \\
+      --set entitlement_qlus=5000 --json
+
+{EXIT_CODES}""",
+    )
+    whatif.add_argument("--subscription", required=True, help="the subscription (YAML or JSON)")
+    whatif.add_argument("--inventory", required=True, metavar="FOLDER", help=INVENTORY_HELP)
+    whatif.add_argument(
+        "--as-of", required=True, type=_day, metavar="YYYY-MM-DD", help="the day metered"
+    )
+    for option, meta, text in (
+        ("--set", "CODE.KEY=VALUE", "change a product's term, or KEY=VALUE a subscription key"),
+        ("--add", "CODE:KEY=VALUE", "add a product with its terms (comma-separated)"),
+        ("--remove", "CODE", "drop a product"),
+    ):
+        whatif.add_argument(option, action="append", default=[], metavar=meta, help=text)
+    whatif.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    whatif.add_argument("--quiet", action="store_true", help="no progress output")
     explain_cmd = _command(
         commands,
         "explain",
@@ -543,6 +616,9 @@ product codes: {", ".join(PRODUCT_CODES)}""",
     explain_cmd.add_argument("--product", required=True, help="a product code, e.g. VMDR")
     explain_cmd.add_argument("--day", required=True, type=_day, metavar="YYYY-MM-DD")
     explain_cmd.add_argument("--sample", type=int, default=10, help="entities listed (10)")
+    explain_cmd.add_argument(
+        "--forecast", action="store_true", help="also the forecast's inputs and projection"
+    )
     schema = _command(
         commands,
         "schema",
