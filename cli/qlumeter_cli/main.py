@@ -7,14 +7,21 @@ import io
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
-from contextlib import redirect_stdout
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, redirect_stdout
 from datetime import date, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn, TextIO, cast
 
-from qlumeter.config import ConfigError, Subscription, load_subscription, unknown_product
+from qlumeter.config import (
+    ConfigError,
+    Subscription,
+    load_subscription,
+    parse_subscription,
+    unknown_product,
+)
 from qlumeter.explain import explain
 from qlumeter.explain import render as render_explanation
 from qlumeter.metering import effective_as_of
@@ -200,13 +207,36 @@ def cmd_meter(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_whatif(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    sub, root = _inputs(args)
-    changed = changed_terms(sub, args.set, args.add, args.remove)
-    if changed == sub:
-        raise UsageError("no change given: name one with --set, --add or --remove")
-    progress = None if args.quiet else (lambda line: print(line, file=err))
-    current, _, _ = meter_folder(sub, root, args.as_of, progress)
-    then, _, _ = meter_folder(changed, root, args.as_of)
+    with tempfile.TemporaryDirectory(prefix="qlumeter-whatif-") as folder:
+        if _remote(args):
+            if not args.subscription_id:
+                raise UsageError("--subscription-id names the tenant of the deployed stack")
+            from .remote import fetch_tenant  # the runtime dependencies only (no moto)
+
+            with _deployed_stack():
+                terms = fetch_tenant(
+                    args.subscription_id,
+                    args.as_of,
+                    Path(folder),
+                    args.stack_name,
+                    args.profile,
+                    args.region,
+                    args.endpoint_url,
+                )
+            sub, root = parse_subscription(terms), Path(folder)
+        elif args.subscription and args.inventory:
+            sub, root = _inputs(args)
+        else:
+            raise UsageError(
+                "--subscription and --inventory name a local tenant; with a deployed stack,"
+                " --subscription-id"
+            )
+        changed = changed_terms(sub, args.set, args.add, args.remove)
+        if changed == sub:
+            raise UsageError("no change given: name one with --set, --add or --remove")
+        progress = None if args.quiet else (lambda line: print(line, file=err))
+        current, _, _ = meter_folder(sub, root, args.as_of, progress)
+        then, _, _ = meter_folder(changed, root, args.as_of)
     added = [code for code in changed.products if code not in sub.products]
     comparison = compare(current["summary"], then["summary"], added)
     out.write(json.dumps(comparison, indent=2) + "\n" if args.json else render(comparison))
@@ -240,7 +270,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     as_of = effective_as_of(sub, args.as_of)  # fails early on a day before the start
     progress = _progress_printer(err, args.quiet)
     with redirect_stdout(_Stray(err)):  # standard output holds the report alone
-        if args.endpoint_url or args.profile or args.stack_name or args.region:
+        if _remote(args):
             document = _run_remote(args, sub, root, as_of, progress)
         else:
             try:
@@ -261,17 +291,10 @@ def _run_remote(
     as_of: date,
     progress: Callable[[str, int, int], None],
 ) -> dict[str, Any]:
-    """``qlumeter run`` against a deployed stack; AWS's refusals as one line."""
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        NoCredentialsError,
-        NoRegionError,
-    )
-
+    """``qlumeter run`` against a deployed stack."""
     from .remote import run_remote  # the runtime dependencies only (no moto)
 
-    try:
+    with _deployed_stack():
         return run_remote(
             sub,
             root,
@@ -282,6 +305,20 @@ def _run_remote(
             args.endpoint_url,
             progress,
         )
+
+
+@contextmanager
+def _deployed_stack() -> Iterator[None]:
+    """AWS's refusals, when a deployed stack is driven, as one line."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+        NoRegionError,
+    )
+
+    try:
+        yield
     except NoRegionError:
         raise UsageError(
             "no AWS region for the deployed stack: pass --region, or set AWS_REGION"
@@ -472,6 +509,18 @@ def _metering_options(command: argparse.ArgumentParser) -> None:
     )
 
 
+def _remote_options(command: argparse.ArgumentParser) -> None:
+    remote = command.add_argument_group("a deployed stack (any of these switches to it)")
+    remote.add_argument("--stack-name", help="the deployed stack's name (default qlumeter-dev)")
+    remote.add_argument("--profile", help="the AWS profile of the deployed stack")
+    remote.add_argument("--region", help="the AWS region of the deployed stack")
+    remote.add_argument("--endpoint-url", help="an AWS-compatible endpoint instead of AWS")
+
+
+def _remote(args: argparse.Namespace) -> bool:
+    return bool(args.endpoint_url or args.profile or args.stack_name or args.region)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="qlumeter",
@@ -529,11 +578,7 @@ examples:
     )
     _metering_options(run)
     run.add_argument("--template", help="the SAM template (default: the checkout's)")
-    remote = run.add_argument_group("a deployed stack (any of these switches to it)")
-    remote.add_argument("--stack-name", help="the deployed stack's name (default qlumeter-dev)")
-    remote.add_argument("--profile", help="the AWS profile of the deployed stack")
-    remote.add_argument("--region", help="the AWS region of the deployed stack")
-    remote.add_argument("--endpoint-url", help="an AWS-compatible endpoint instead of AWS")
+    _remote_options(run)
     validate = _command(
         commands,
         "validate",
@@ -564,10 +609,11 @@ exit codes: 0 clean, 1 findings (or no inventory file found), 2 usage error""",
         commands,
         "whatif",
         cmd_whatif,
-        "compare the usage under changed subscription terms (local inventory)",
-        f"""Meter a local inventory folder twice, under the subscription as it is and under
-changed terms, and print both side by side per product and in total. A product
-added that the inventory gives no usage for is named.
+        "compare the usage under changed subscription terms",
+        f"""Meter a local inventory folder (or a deployed stack's tenant: its stored
+subscription and files, copied here) twice, under the subscription as it is and
+under changed terms, and print both side by side per product and in total. A
+product added that the inventory gives no usage for is named.
 
 --inventory: {INVENTORY_HELP}.
 --set CODE.key=value changes a product's term (ratio, active_from); --set key=value
@@ -579,11 +625,13 @@ examples:
       --set VMDR.ratio=1.2 --add EDR:ratio=2.85 --remove PAF
   qlumeter whatif --subscription sub.yaml --inventory exports --as-of 2026-03-31 \\
       --set entitlement_qlus=5000 --json
+  qlumeter whatif --stack-name qlumeter-dev --subscription-id acme --as-of 2026-03-31 \\
+      --set VMDR.ratio=1.2   # a deployed tenant's stored terms and files, metered here
 
 {EXIT_CODES}""",
     )
-    whatif.add_argument("--subscription", required=True, help="the subscription (YAML or JSON)")
-    whatif.add_argument("--inventory", required=True, metavar="FOLDER", help=INVENTORY_HELP)
+    whatif.add_argument("--subscription", help="the subscription (YAML or JSON)")
+    whatif.add_argument("--inventory", metavar="FOLDER", help=INVENTORY_HELP)
     whatif.add_argument(
         "--as-of", required=True, type=_day, metavar="YYYY-MM-DD", help="the day metered"
     )
@@ -595,6 +643,10 @@ examples:
         whatif.add_argument(option, action="append", default=[], metavar=meta, help=text)
     whatif.add_argument("--json", action="store_true", help="print the comparison as JSON")
     whatif.add_argument("--quiet", action="store_true", help="no progress output")
+    _remote_options(whatif)
+    whatif.add_argument(
+        "--subscription-id", help="with a deployed stack: the tenant (its stored terms and files)"
+    )
     explain_cmd = _command(
         commands,
         "explain",

@@ -27,15 +27,66 @@ METER_TIMEOUT = 3600.0  # a long run goes on over several 15-minute invocations
 CLOCK_SKEW = timedelta(minutes=1)  # between this machine and the stack's
 
 
+def stack_outputs(
+    session: boto3.Session, stack_name: str, endpoint_url: str | None
+) -> dict[str, str]:
+    """A deployed stack's outputs by key (the names of its bucket, tables, functions)."""
+    cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
+    stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+
+
+def invoke(lambda_: Any, function_name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A deployed function's answer to ``event`` (synchronous); its failure raises."""
+    response = lambda_.invoke(FunctionName=function_name, Payload=json.dumps(event).encode())
+    payload = json.loads(response["Payload"].read() or b"{}")
+    if response.get("FunctionError"):
+        raise RuntimeError(f"{function_name} failed: {payload}")
+    return dict(payload)
+
+
+def fetch_tenant(
+    tenant: str,
+    as_of: date,
+    into: Path,
+    stack_name: str | None,
+    profile: str | None,
+    region: str | None,
+    endpoint_url: str | None,
+) -> dict[str, Any]:
+    """A tenant's stored subscription (the admin function's ``get``) and its inventory
+    files up to ``as_of``, copied from the stack's bucket under ``into`` in the bucket's
+    layout: what ``qlumeter whatif`` meters locally for a deployed stack."""
+    session = boto3.Session(profile_name=profile, region_name=region)
+    outputs = stack_outputs(session, stack_name or DEFAULT_STACK, endpoint_url)
+    lambda_ = session.client("lambda", endpoint_url=endpoint_url)
+    event = {"action": "get", "subscription_id": tenant}
+    found = invoke(lambda_, outputs["AdminFunctionName"], event)
+    if not found.get("ok"):
+        raise ValueError(f"no subscription {tenant} in the stack: {found.get('error', 'none')}")
+    s3 = session.client("s3", endpoint_url=endpoint_url)
+    bucket = outputs["InventoryBucketName"]
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=f"{INVENTORY_PREFIX}tenant={tenant}/"
+    )
+    for page in pages:
+        for obj in page.get("Contents", []):
+            key = obj["Key"]
+            if parse_key(key.removeprefix(INVENTORY_PREFIX)).day > as_of:
+                continue
+            target = into / key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, key, str(target))
+    return dict(found["subscription"])
+
+
 class RemoteStack(Consumer):
     """The deployed functions, reached through their bucket, tables, topic and APIs."""
 
     def __init__(
         self, session: boto3.Session, stack_name: str, endpoint_url: str | None = None
     ) -> None:
-        cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
-        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
-        self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+        self.outputs = stack_outputs(session, stack_name, endpoint_url)
         self.s3 = session.client("s3", endpoint_url=endpoint_url)
         self.sqs = session.client("sqs", endpoint_url=endpoint_url)
         self.sns = session.client("sns", endpoint_url=endpoint_url)
@@ -81,13 +132,7 @@ class RemoteStack(Consumer):
         self.sqs.delete_queue(QueueUrl=self.consumer_url)
 
     def _invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
-        response = self.lambda_.invoke(
-            FunctionName=self.outputs[function], Payload=json.dumps(event).encode()
-        )
-        payload = json.loads(response["Payload"].read() or b"{}")
-        if response.get("FunctionError"):
-            raise RuntimeError(f"{self.outputs[function]} failed: {payload}")
-        return dict(payload)
+        return invoke(self.lambda_, self.outputs[function], event)
 
     def put_subscription(self, subscription: dict[str, Any]) -> dict[str, Any]:
         result = self._invoke("AdminFunctionName", {"action": "put", "subscription": subscription})

@@ -97,3 +97,19 @@ def test_run_against_a_deployed_stack_equals_meter(
     assert ran["ingest"] == metered["ingest"]
     queues = boto3.client("sqs", region_name=REGION).list_queues().get("QueueUrls", [])
     assert not any("qlumeter-run-" in url for url in queues)  # the run cleaned up
+    # what-if on the deployed tenant: its stored terms and files, metered here, equal the
+    # local what-if on the same folder
+    monkeypatch.setattr(
+        remote, "invoke", lambda client, name, event: functions[name](event, Context(name))
+    )
+    change = ["--as-of", "2026-01-05", "--set", "VMDR.ratio=2", "--remove", "CSPM", "--json"]
+    out = io.StringIO()
+    deployed = ["--stack-name", "qlumeter-dev", "--region", REGION, "--subscription-id", "acme"]
+    assert main(["whatif", *deployed, *change, "--quiet"], out) == 0
+    local = io.StringIO()
+    assert main(["whatif", *common[:4], *change, "--quiet"], local) == 0
+    assert json.loads(out.getvalue()) == json.loads(local.getvalue())
+    vmdr = next(p for p in json.loads(out.getvalue())["products"] if p["product"] == "VMDR")
+    (before,) = [p for p in metered["summary"]["products"] if p["product"] == "VMDR"]
+    assert vmdr["current_qlus"] == before["qlus"] != vmdr["changed_qlus"]
+    assert "qlumeter_cli.embedded" not in sys.modules
