@@ -261,3 +261,28 @@ def test_a_state_of_other_counting_terms_is_not_read() -> None:
         Meter.loads(blob, subscription(["CSAM"], snapshot_carry_days=5))
     with pytest.raises(StateUnusable, match="damaged"):
         Meter.loads(blob[:-10], subscription(["CSAM"]))
+
+
+def test_an_ip_only_row_settled_after_its_snapshot_expired_and_was_compacted() -> None:
+    """Day 0: two agents hold 10.0.0.1 and a scanner row names only that address, so it
+    waits for correlation. Day 1: the scanner snapshot expires (carry 0) and the state is
+    stored (compacted: the expired snapshot's rows go). Day 2: one fqdn joins the agents;
+    the waiting row settles on the one entity without its expired snapshot."""
+    day0, day1, day2 = START, START + timedelta(days=1), START + timedelta(days=2)
+    rows = [
+        obs("cloud_agent", day0, agent_id="ag0", ips=["10.0.0.1"], modules=["vmdr"]),
+        obs("cloud_agent", day0, agent_id="ag1", ips=["10.0.0.1"], modules=["vmdr"]),
+        obs("scanner", day0, ips=["10.0.0.1"], modules=["vmdr"]),
+        obs("cloud_agent", day1, agent_id="ag0", ips=["10.0.0.1"], modules=["vmdr"]),
+        obs("cloud_agent", day2, agent_id="ag0", fqdn="h.corp.example", modules=["vmdr"]),
+        obs("cloud_agent", day2, agent_id="ag1", fqdn="h.corp.example", modules=["vmdr"]),
+    ]
+    sub = subscription(["VMDR", "CSAM"], snapshot_carry_days=0)
+    expected = _replay(Meter(sub), rows, day0, day2)
+    state = Meter(sub)
+    values = _replay(state, rows, day0, day1)
+    state.compact()
+    state = Meter.loads(state.dumps(), sub)
+    values.update(_replay(state, rows, day2, day2))
+    assert values == expected
+    assert expected[("VMDR", day2)][0] == 1  # the two agents are one host

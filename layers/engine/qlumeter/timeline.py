@@ -403,8 +403,8 @@ class Timeline:
                 host.merge(pending.host)
                 seen = pending.seen
                 source = seen.fact.source
-                if source not in self.delta:
-                    rows = self.snapshots[(source, seen.day)]
+                rows = None if source in self.delta else self.snapshots.get((source, seen.day))
+                if rows is not None:  # a snapshot no longer in force is not kept (compact)
                     at = next(i for i, (handle, _) in enumerate(rows) if handle is pending)
                     rows[at] = (root, seen)
                     if self.in_force.get(source) == seen.day:
