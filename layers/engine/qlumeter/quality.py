@@ -74,12 +74,9 @@ def bound_alerts(alerts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def overflowing(alerts: Iterable[dict[str, Any]]) -> bool:
+def overflowing(alerts: list[dict[str, Any]]) -> bool:
     """Whether some kind has more entries than a message lists (``bound_alerts`` cuts)."""
-    counts: dict[str, int] = {}
-    for alert in alerts:
-        counts[alert["type"]] = counts.get(alert["type"], 0) + 1
-    return any(n > MAX_ENTRIES for n in counts.values())
+    return len(bound_alerts(alerts)) < len(alerts)
 
 
 def bounded(entries: list[dict[str, Any]], day: str) -> list[dict[str, Any]]:

@@ -476,8 +476,7 @@ class MeterService:
             refused = replace(record, pending=replace(sending, since=None))
             self.store.put_published(tenant, refused, pending)
             raise
-        sent = replace(record, events=sorted({*record.events, event}), pending=None)
-        sent = self.store.put_published(tenant, sent, pending)
+        sent = self.store.put_published(tenant, _sent(record, event), pending)
         result.published.append((event, record.as_of.isoformat(), record.revision))
         return sent
 
@@ -498,8 +497,7 @@ class MeterService:
         body = {"reason": reason, "event_type": event, "message": message}
         self.objects.put(self.state_bucket, key, json.dumps(body).encode())
         result.refused.append(f"{event} of {record.as_of}: {reason}; kept as {key}")
-        done = replace(record, events=sorted({*record.events, event}), pending=None)
-        return self.store.put_published(tenant, done, stored)
+        return self.store.put_published(tenant, _sent(record, event), stored)
 
     def _full_alerts(self, tenant: str, summary: dict[str, Any], alerts: list[Any]) -> None:
         """When the summary carries an alert kind bounded, the full list is stored beside
@@ -520,14 +518,18 @@ class MeterService:
         assert pending is not None
         base = replace(record, pending=None)
         if (pending.event, pending.revision) in self.store.receipts(tenant, record.as_of):
-            sent = replace(base, events=sorted({*record.events, pending.event}))
-            return self.store.put_published(tenant, sent, record)
+            return self.store.put_published(tenant, _sent(record, pending.event), record)
         if pending.since is not None and self.clock() - pending.since < CONFIRM_AFTER:
             raise AwaitingReceipt(
                 f"{pending.event} of {record.as_of} (revision {pending.revision}) was "
                 f"handed to the topic at {pending.since.isoformat()} and has no receipt yet"
             )
         return self._send(tenant, base, record, pending.event, pending.message, result)
+
+
+def _sent(record: Published, event: UsageEvent) -> Published:
+    """The record with ``event`` gone out (or settled for good) and nothing pending."""
+    return replace(record, events=sorted({*record.events, event}), pending=None)
 
 
 def newest_head(state: TenantState, as_of: date, keep_until: date, start: date) -> date | None:
